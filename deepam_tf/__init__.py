@@ -1,0 +1,13 @@
+"""deepam_tf: DeepAM (Kim, Jung, Min, Sohn, CVPR 2017) in TensorFlow / Keras 3."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from deepam_tf import layers, metrics, ops  # noqa: E402
+from deepam_tf.classic_am import classic_am  # noqa: E402
+from deepam_tf.models import DeepAM  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["DeepAM", "classic_am", "layers", "metrics", "ops"]

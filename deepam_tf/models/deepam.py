@@ -1,0 +1,227 @@
+import keras
+
+from deepam_tf.layers import (
+    AggregationNetwork,
+    GammaNetwork,
+    GuidanceNetwork,
+    NoiseLevelMap,
+    Reconstruction,
+)
+from deepam_tf.ops import reconstruction as reconstruct_ops
+
+
+def _shape_text(shape):
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+@keras.saving.register_keras_serializable(package="deepam_tf")
+class DeepAM(keras.Model):
+    """DeepAM(K): K cascaded stages of learned alternating minimisation.
+
+    Stage k maps ``u_k`` (``u_0 = f``, the degraded image) to
+    ``u_{k+1} = (Γ_k + DᵀD)⁻¹ (Γ_k f + Dᵀ v_k)`` where ``v_k`` comes from an
+    :class:`AggregationNetwork` on ``u_k`` (fused with a :class:`GuidanceNetwork` on the
+    guidance image for joint tasks) and ``γ_k`` from a :class:`GammaNetwork` on its
+    ``gamma_layer`` features. Each stage has its own weights. The output is the last
+    stage's u. Fully convolutional: any H and W >= 2.
+
+    Args:
+        stages: int. Number of stages K.
+        channels: int. Image channels C.
+        guidance_channels: int. Guidance channels G; 0 for plain restoration. When > 0
+            the input is a dict ``{"image": [B,H,W,C], "guidance": [B,H,W,G]}``.
+        noise_level_input: bool. Condition on the noise level: the input (a dict) then
+            also has ``"noise_level"`` ``[B, 1]``, σ on the image's [0, 1] scale
+            (σ/255 for 8-bit images), fed to every stage as a constant map.
+        features: int. Feature maps of the sub-networks (paper: 64).
+        depth: int. Convolution layers of the aggregation network (paper: 10).
+        gamma_layer: int. Layer whose features feed the γ network (paper: 8).
+        fusion_layer: int. Layer after which guidance is fused (paper: 3).
+        guidance_depth: int. Convolution layers of the guidance network (paper: 3).
+        residual_gradients: bool. See :class:`AggregationNetwork`.
+        gamma_floor, initial_gamma: see :class:`GammaNetwork`.
+        iterations, tolerance, preconditioner, unrolled: see :class:`Reconstruction`.
+        kernel_regularizer: applied to every convolution kernel (e.g. ``L2(2.5e-4)``
+            for the paper's weight decay 5e-4).
+
+    Example:
+        >>> model = DeepAM(stages=3, channels=1)
+        >>> model(keras.ops.zeros([1, 33, 40, 1])).shape
+        (1, 33, 40, 1)
+        >>> joint = DeepAM(stages=2, channels=1, guidance_channels=3)
+        >>> joint({"image": keras.ops.zeros([1, 16, 16, 1]),
+        ...        "guidance": keras.ops.zeros([1, 16, 16, 3])}).shape
+        (1, 16, 16, 1)
+
+    Reference: Kim, Jung, Min, Sohn, "Deeply Aggregated Alternating Minimization for
+    Image Restoration", CVPR 2017.
+    """
+
+    def __init__(
+        self,
+        stages=3,
+        channels=1,
+        guidance_channels=0,
+        noise_level_input=False,
+        features=64,
+        depth=10,
+        gamma_layer=8,
+        fusion_layer=3,
+        guidance_depth=3,
+        residual_gradients=True,
+        gamma_floor=1e-3,
+        initial_gamma=0.1,
+        iterations=reconstruct_ops.DEFAULT_ITERATIONS,
+        tolerance=reconstruct_ops.DEFAULT_TOLERANCE,
+        preconditioner=reconstruct_ops.DEFAULT_PRECONDITIONER,
+        unrolled=False,
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        if stages < 1 or channels < 1 or guidance_channels < 0:
+            raise ValueError(
+                f"need stages >= 1, channels >= 1, guidance_channels >= 0; got "
+                f"{stages}, {channels}, {guidance_channels}"
+            )
+        kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        image = keras.Input((None, None, channels), name="image")
+        inputs = {"image": image}
+        guidance = noise_map = None
+        if guidance_channels:
+            guidance = keras.Input((None, None, guidance_channels), name="guidance")
+            inputs["guidance"] = guidance
+        if noise_level_input:
+            inputs["noise_level"] = keras.Input((1,), name="noise_level")
+            noise_map = NoiseLevelMap(name="noise_level_map")(image, inputs["noise_level"])
+        if len(inputs) == 1:
+            inputs = image
+        u = image
+        for k in range(1, stages + 1):
+            guidance_features = None
+            if guidance is not None:
+                guidance_features = GuidanceNetwork(
+                    features,
+                    guidance_depth,
+                    kernel_regularizer=kernel_regularizer,
+                    name=f"stage{k}_guidance",
+                )(guidance)
+            v, gamma_features = AggregationNetwork(
+                channels,
+                features,
+                depth,
+                gamma_layer,
+                fusion_layer,
+                residual_gradients,
+                kernel_regularizer=kernel_regularizer,
+                name=f"stage{k}_aggregation",
+            )(u, guidance_features=guidance_features, conditioning=noise_map)
+            gamma = GammaNetwork(
+                channels,
+                gamma_floor,
+                initial_gamma,
+                kernel_regularizer=kernel_regularizer,
+                name=f"stage{k}_gamma",
+            )(gamma_features)
+            u = Reconstruction(
+                iterations, tolerance, preconditioner, unrolled, name=f"stage{k}_reconstruction"
+            )(image, v, gamma)
+        super().__init__(inputs=inputs, outputs=u, **kwargs)
+        self.stages = stages
+        self.channels = channels
+        self.guidance_channels = guidance_channels
+        self.noise_level_input = noise_level_input
+        self.features = features
+        self.depth = depth
+        self.gamma_layer = gamma_layer
+        self.fusion_layer = fusion_layer
+        self.guidance_depth = guidance_depth
+        self.residual_gradients = residual_gradients
+        self.gamma_floor = gamma_floor
+        self.initial_gamma = initial_gamma
+        self.iterations = iterations
+        self.tolerance = tolerance
+        self.preconditioner = preconditioner
+        self.unrolled = unrolled
+        self.kernel_regularizer = kernel_regularizer
+
+    def input_names(self):
+        """The input keys this model expects, in order: "image", then "guidance" and
+        "noise_level" where configured. A single-input model takes the bare image."""
+        names = ["image"]
+        if self.guidance_channels:
+            names.append("guidance")
+        if self.noise_level_input:
+            names.append("noise_level")
+        return names
+
+    def _check_inputs(self, inputs):
+        names = self.input_names()
+        expected = {
+            "image": f"[B, H, W, {self.channels}]",
+            "guidance": f"[B, H, W, {self.guidance_channels}]",
+            "noise_level": "[B, 1]",
+        }
+        if len(names) > 1:
+            if not isinstance(inputs, dict) or set(inputs) != set(names):
+                got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+                wanted = ", ".join(f"'{n}' {expected[n]}" for n in names)
+                raise ValueError(f"inputs must be a dict with keys {wanted}; got {got}")
+        elif isinstance(inputs, dict):
+            raise ValueError(
+                f"this DeepAM takes the image {expected['image']} alone, got a dict with "
+                f"keys {sorted(inputs)}"
+            )
+        else:
+            inputs = {"image": inputs}
+        for name in names:
+            shape = tuple(inputs[name].shape)
+            if name == "noise_level":
+                if len(shape) != 2 or shape[-1] not in (None, 1):
+                    raise ValueError(f"noise_level must have shape [B, 1], got {_shape_text(shape)}")
+                continue
+            channels = self.channels if name == "image" else self.guidance_channels
+            if len(shape) != 4 or shape[-1] not in (None, channels):
+                raise ValueError(
+                    f"{name} must have shape {expected[name]}, got {_shape_text(shape)}"
+                )
+            if any(d is not None and d < 2 for d in shape[1:3]):
+                raise ValueError(f"{name} must have H and W >= 2, got {_shape_text(shape)}")
+        if self.guidance_channels:
+            image_hw = tuple(inputs["image"].shape)[1:3]
+            guidance_hw = tuple(inputs["guidance"].shape)[1:3]
+            if None not in image_hw + guidance_hw and image_hw != guidance_hw:
+                raise ValueError(
+                    f"image and guidance must have the same H and W, got {image_hw} and "
+                    f"{guidance_hw}"
+                )
+
+    def call(self, inputs, training=None, mask=None):
+        self._check_inputs(inputs)
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "stages": self.stages,
+            "channels": self.channels,
+            "guidance_channels": self.guidance_channels,
+            "noise_level_input": self.noise_level_input,
+            "features": self.features,
+            "depth": self.depth,
+            "gamma_layer": self.gamma_layer,
+            "fusion_layer": self.fusion_layer,
+            "guidance_depth": self.guidance_depth,
+            "residual_gradients": self.residual_gradients,
+            "gamma_floor": self.gamma_floor,
+            "initial_gamma": self.initial_gamma,
+            "iterations": self.iterations,
+            "tolerance": self.tolerance,
+            "preconditioner": self.preconditioner,
+            "unrolled": self.unrolled,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

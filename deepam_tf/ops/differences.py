@@ -1,0 +1,87 @@
+"""Forward-difference operator D, its exact adjoint Dᵀ and the Neumann Laplacian DᵀD.
+
+Images are ``[B, H, W, C]``; every channel is treated independently. ``D`` maps an
+image to ``[B, H, W, 2C]``: the first C channels hold horizontal differences
+``u[:, :, j+1] - u[:, :, j]`` (0 in the last column), the last C the vertical ones
+(0 in the last row). Only slices and constant pads are used, so the functions work
+with dynamic shapes, under XLA and in static-shape TFLite exports.
+"""
+
+import tensorflow as tf
+
+
+def _forward_difference(u, axis):
+    # axis 1 (rows) or 2 (columns) of a rank-4 tensor; the last difference is 0.
+    if axis == 2:
+        d = u[:, :, 1:, :] - u[:, :, :-1, :]
+        return tf.pad(d, [[0, 0], [0, 0], [0, 1], [0, 0]])
+    d = u[:, 1:, :, :] - u[:, :-1, :, :]
+    return tf.pad(d, [[0, 0], [0, 1], [0, 0], [0, 0]])
+
+
+def _forward_difference_adjoint(p, axis):
+    # Adjoint of _forward_difference: (Dᵀp)_j = p_{j-1} - p_j, with p_{-1} = 0 and the
+    # last entry of p ignored (it multiplies the zero row of D).
+    if axis == 2:
+        q = p[:, :, :-1, :]
+        return tf.pad(q, [[0, 0], [0, 0], [1, 0], [0, 0]]) - tf.pad(
+            q, [[0, 0], [0, 0], [0, 1], [0, 0]]
+        )
+    q = p[:, :-1, :, :]
+    return tf.pad(q, [[0, 0], [1, 0], [0, 0], [0, 0]]) - tf.pad(
+        q, [[0, 0], [0, 1], [0, 0], [0, 0]]
+    )
+
+
+def gradient(u):
+    """Forward differences ``D u``: ``[B, H, W, C] -> [B, H, W, 2C]`` (x then y)."""
+    return tf.concat([_forward_difference(u, 2), _forward_difference(u, 1)], axis=-1)
+
+
+def gradient_adjoint(v):
+    """Exact adjoint ``Dᵀ v`` of :func:`gradient`: ``[B, H, W, 2C] -> [B, H, W, C]``.
+
+    ``<gradient(u), v> == <u, gradient_adjoint(v)>`` for all u, v.
+    """
+    vx, vy = tf.split(v, 2, axis=-1)
+    return _forward_difference_adjoint(vx, 2) + _forward_difference_adjoint(vy, 1)
+
+
+def neumann_laplacian(u):
+    """``DᵀD u``: the positive semi-definite (negated) Laplacian with Neumann boundaries."""
+    return _forward_difference_adjoint(_forward_difference(u, 2), 2) + (
+        _forward_difference_adjoint(_forward_difference(u, 1), 1)
+    )
+
+
+def neighbour_count(u):
+    """Diagonal of ``DᵀD``: the number of 4-neighbours of each pixel (2, 3 or 4)."""
+    ones = tf.ones_like(u)
+
+    def count(axis):
+        if axis == 2:
+            inner = ones[:, :, 1:, :]
+            return tf.pad(inner, [[0, 0], [0, 0], [1, 0], [0, 0]]) + tf.pad(
+                inner, [[0, 0], [0, 0], [0, 1], [0, 0]]
+            )
+        inner = ones[:, 1:, :, :]
+        return tf.pad(inner, [[0, 0], [1, 0], [0, 0], [0, 0]]) + tf.pad(
+            inner, [[0, 0], [0, 1], [0, 0], [0, 0]]
+        )
+
+    return count(2) + count(1)
+
+
+def neumann_laplacian_eigenvalues(height, width, dtype):
+    """Eigenvalues of ``DᵀD`` in the 2-D DCT-II basis, shape ``[H, W]``.
+
+    The 1-D Neumann Laplacian of size n has eigenvalues ``2 - 2 cos(pi k / n)`` with
+    DCT-II eigenvectors, so the 2-D operator's are their sums.
+    """
+    pi = tf.constant(3.141592653589793, dtype)
+
+    def eig(n):
+        k = tf.cast(tf.range(n), dtype)
+        return 2.0 - 2.0 * tf.cos(pi * k / tf.cast(n, dtype))
+
+    return eig(height)[:, None] + eig(width)[None, :]

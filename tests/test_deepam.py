@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import keras
+
+from deepam_tf import DeepAM
+
+
+def _small(**kwargs):
+    return DeepAM(**{"stages": 2, "features": 8, "depth": 5, "gamma_layer": 4, **kwargs})
+
+
+def test_paper_sized_denoiser_has_about_0_9m_parameters():
+    assert 0.85e6 < DeepAM(stages=3, channels=1).count_params() < 0.95e6
+
+
+@pytest.mark.parametrize("hw", [(2, 2), (7, 5), (33, 40), (17, 64)])
+def test_any_size(hw):
+    x = np.random.rand(1, *hw, 1).astype("float32")
+    assert _small()(x).shape == (1, *hw, 1)
+
+
+def test_untrained_residual_model_is_the_identity():
+    x = np.random.rand(2, 12, 13, 1).astype("float32")
+    np.testing.assert_allclose(DeepAM(stages=2, features=8)(x), x, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, inputs",
+    [
+        ({}, lambda x: x),
+        ({"guidance_channels": 3}, lambda x: {"image": x, "guidance": np.concatenate([x] * 3, -1)}),
+        ({"noise_level_input": True}, lambda x: {"image": x, "noise_level": np.full((2, 1), 0.1, "float32")}),
+    ],
+    ids=["plain", "guided", "noise_level"],
+)
+def test_keras_save_load_is_exact(tmp_path, kwargs, inputs):
+    model = _small(residual_gradients=False, **kwargs)
+    x = inputs(np.random.rand(2, 16, 12, 1).astype("float32"))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is DeepAM
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_config_round_trip():
+    model = _small(guidance_channels=2, kernel_regularizer=keras.regularizers.L2(1e-4))
+    clone = DeepAM.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.count_params() == model.count_params()
+
+
+def test_guidance_is_used():
+    model = _small(guidance_channels=1, residual_gradients=False)
+    x = np.random.rand(1, 16, 16, 1).astype("float32")
+    a = model({"image": x, "guidance": x})
+    b = model({"image": x, "guidance": 1 - x})
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_fit_lowers_l1_loss():
+    keras.utils.set_random_seed(0)
+    clean = np.random.rand(32, 16, 16, 1).astype("float32")
+    clean = np.cumsum(np.cumsum(clean, 1), 2) / 256.0  # smooth images
+    noisy = clean + np.random.normal(0, 0.1, clean.shape).astype("float32")
+    model = _small()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mae")
+    before = model.evaluate(noisy, clean, verbose=0)
+    model.fit(noisy, clean, batch_size=8, epochs=8, verbose=0)
+    after = model.evaluate(noisy, clean, verbose=0)
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize(
+    "kwargs, inputs, match",
+    [
+        ({}, np.zeros((1, 8, 8, 3), "float32"), r"image must have shape \[B, H, W, 1\]"),
+        ({}, np.zeros((1, 1, 8, 1), "float32"), "H and W >= 2"),
+        ({"guidance_channels": 3}, np.zeros((1, 8, 8, 1), "float32"), "guidance"),
+        (
+            {"guidance_channels": 3},
+            {"image": np.zeros((1, 8, 8, 1), "float32"), "guidance": np.zeros((1, 8, 8, 2), "float32")},
+            r"guidance.*(None, None, None, 3)|guidance must have shape",
+        ),
+        (
+            {"guidance_channels": 1},
+            {"image": np.zeros((1, 8, 8, 1), "float32"), "guidance": np.zeros((1, 8, 9, 1), "float32")},
+            "same H and W",
+        ),
+        ({}, {"image": np.zeros((1, 8, 8, 1), "float32")}, "alone"),
+    ],
+)
+def test_bad_inputs_raise_value_error(kwargs, inputs, match):
+    with pytest.raises(ValueError, match=match):
+        _small(**kwargs)(inputs)
