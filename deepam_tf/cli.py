@@ -54,6 +54,12 @@ def _parser():
     denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
     denoise.add_argument("-o", "--output", default="deepam_camera.png", help="output path")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    train = commands.add_parser("train", help="train (or resume) a model from a config")
+    train.add_argument("config", help="training config (JSON), e.g. configs/fast_cpu.json")
+    train.add_argument("-o", "--output", required=True, help="run folder (resumes if present)")
+    train.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
+    train.add_argument("--epochs", type=int, help="stop after this many epochs")
+    train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
     return parser
 
 
@@ -64,6 +70,16 @@ def main(argv=None):
             if args.inputs:
                 raise SystemExit("deepam denoise on files needs the trained presets (issue 3)")
             _demo(args)
+        elif args.command == "train":
+            from deepam_tf import train
+
+            train.train(
+                train.load_config(args.config),
+                args.output,
+                data_root=args.data_dir,
+                verbose=args.verbose,
+                epochs=args.epochs,
+            )
     except (ValueError, FileExistsError, FileNotFoundError, OSError) as error:
         print(f"deepam: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,35 @@
+"""Data: degradations and tf.data pipelines."""
+
+import os
+
+from deepam_tf.data.degradations import GaussianNoise
+from deepam_tf.data.pipelines import (
+    evaluation_dataset,
+    image_dataset,
+    list_images,
+    patch_dataset,
+    read_image,
+)
+
+
+def data_dir(path=None):
+    """The benchmark data folder: ``path``, else ``$DEEPAM_DATA``, else ``../shared/data``
+    beside the current folder's project when it exists; ValueError when none is found."""
+    candidates = [path, os.environ.get("DEEPAM_DATA"), os.path.join("..", "shared", "data")]
+    for candidate in candidates:
+        if candidate and os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    if path or os.environ.get("DEEPAM_DATA"):
+        raise ValueError(f"data folder {path or os.environ['DEEPAM_DATA']} does not exist")
+    raise ValueError("no data folder: pass one or set DEEPAM_DATA")
+
+
+__all__ = [
+    "GaussianNoise",
+    "data_dir",
+    "evaluation_dataset",
+    "image_dataset",
+    "list_images",
+    "patch_dataset",
+    "read_image",
+]

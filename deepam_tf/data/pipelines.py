@@ -1,0 +1,127 @@
+"""tf.data pipelines: image folders -> random patches -> augmentation -> degradation."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder):
+    """Sorted image files (PNG, JPEG, BMP, TIFF) in ``folder``; ValueError if none."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"image folder {folder} does not exist")
+    files = sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(folder)
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    )
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    return files
+
+
+def _read_tiff(path, channels):
+    import imageio.v3 as iio
+
+    image = np.asarray(iio.imread(path.decode()))
+    scale = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+    image = image.astype(np.float32) / scale
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if channels == 1 and image.shape[-1] >= 3:
+        image = image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
+        image = image[..., None]
+    return image[..., :channels].astype(np.float32)
+
+
+def read_image(path, channels):
+    """Reads an 8- or 16-bit PNG, a JPEG, BMP or TIFF as float32 ``[H, W, channels]`` in [0, 1]."""
+    path = tf.convert_to_tensor(path)
+    lower = tf.strings.lower(path)
+    is_tiff = tf.logical_or(
+        tf.strings.regex_full_match(lower, r".*\.tiff?"), tf.constant(False)
+    )
+
+    def decode():
+        data = tf.io.read_file(path)
+        return tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
+
+    def decode_tiff():
+        return tf.numpy_function(lambda p: _read_tiff(p, channels), [path], tf.float32)
+
+    image = tf.cond(is_tiff, decode_tiff, decode)
+    image.set_shape([None, None, channels])
+    return image
+
+
+def image_dataset(files, channels=1):
+    """A cached dataset of ``{"image": [H, W, C]}`` samples read from ``files``."""
+    files = list(files)
+    return (
+        tf.data.Dataset.from_tensor_slices(files)
+        .map(lambda p: {"image": read_image(p, channels)}, num_parallel_calls=tf.data.AUTOTUNE)
+        .cache()
+    )
+
+
+def random_patch(sample, patch_size, seed):
+    """The same random ``patch_size`` crop of every image in the sample dict."""
+    image = sample["image"]
+    shape = tf.shape(image)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    top = tf.random.stateless_uniform([], seeds[0], 0, shape[0] - patch_size + 1, tf.int32)
+    left = tf.random.stateless_uniform([], seeds[1], 0, shape[1] - patch_size + 1, tf.int32)
+    return {k: v[top : top + patch_size, left : left + patch_size] for k, v in sample.items()}
+
+
+def augment(sample, seed):
+    """The same random flip and 90° rotation (8 dihedral transforms) of every image."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    flip = tf.random.stateless_uniform([], seeds[0], 0, 2, tf.int32)
+    turns = tf.random.stateless_uniform([], seeds[1], 0, 4, tf.int32)
+
+    def transform(image):
+        image = tf.cond(flip > 0, lambda: tf.image.flip_left_right(image), lambda: image)
+        return tf.image.rot90(image, turns)
+
+    return {k: transform(v) for k, v in sample.items()}
+
+
+def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0, augmentation=True):
+    """Infinite batches of degraded random patches: ``(inputs, clean)``.
+
+    Args:
+        samples: dataset of ``{"image": ..., ...}`` dicts (e.g. :func:`image_dataset`).
+        degradation: callable ``(sample, seed) -> (inputs, target)``.
+        patch_size, batch_size: patch side and batch size.
+        seed: the whole stream (image order, crops, augmentation, noise) follows from it.
+        augmentation: random flips and 90° rotations.
+    """
+    counter = tf.data.Dataset.counter()
+    seeds = counter.map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+    images = samples.repeat().shuffle(256, seed=seed)
+
+    def make(sample, s):
+        parts = tf.random.experimental.stateless_split(s, 3)
+        sample = random_patch(sample, patch_size, parts[0])
+        if augmentation:
+            sample = augment(sample, parts[1])
+        return degradation(sample, parts[2])
+
+    return (
+        tf.data.Dataset.zip(images, seeds)
+        .map(make, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def evaluation_dataset(files, degradation, channels=1, seed=0):
+    """Whole images, each degraded with a fixed per-image seed ``(seed, index)``; batch 1."""
+    samples = image_dataset(files, channels)
+    indexed = tf.data.Dataset.zip(samples, tf.data.Dataset.range(len(list(files))))
+    return indexed.map(
+        lambda s, i: degradation(s, tf.stack([tf.cast(seed, tf.int64), i]))
+    ).batch(1)

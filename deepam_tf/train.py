@@ -1,0 +1,115 @@
+"""Training recipe: ``model.fit`` with an L1 loss, a config file, and resumable callbacks.
+
+A config is a JSON file (see ``configs/``)::
+
+    {"model": {...DeepAM kwargs...},
+     "data": {"train": "denoise/train400", "channels": 1, "patch_size": 32,
+              "batch_size": 16, "sigma_range": [0, 55], "seed": 0},
+     "epochs": 100, "steps_per_epoch": 500,
+     "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
+                   "final_learning_rate_fraction": 0.01},
+     "l2": 0.0, "backup_every_steps": 100}
+
+``output_dir`` receives ``model.keras`` (after every epoch), ``backup/`` (BackupAndRestore:
+a killed run restarts where it stopped, mid-epoch included), ``logs/`` (TensorBoard) and
+``history.csv`` (CSVLogger, appended across restarts).
+"""
+
+import json
+import os
+
+import keras
+
+from deepam_tf import data
+from deepam_tf.models import DeepAM
+
+
+def load_config(path):
+    """Reads a training config (JSON)."""
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def build_model(config):
+    """The DeepAM of a config, with the config's coupled L2 on every kernel."""
+    kwargs = dict(config["model"])
+    if config.get("l2"):
+        # Coupled L2 as in the paper: the loss gets l2/2 ‖w‖², i.e. weight decay l2 on the
+        # gradient before momentum (Keras' L2(x) adds x ‖w‖², hence the 1/2).
+        kwargs["kernel_regularizer"] = keras.regularizers.L2(config["l2"] / 2)
+    return DeepAM(**kwargs)
+
+
+def build_optimizer(config):
+    """SGD (momentum) or Adam with a constant, cosine or step learning-rate schedule."""
+    opt = dict(config["optimizer"])
+    total_steps = config["epochs"] * config["steps_per_epoch"]
+    rate = opt["learning_rate"]
+    schedule = opt.get("schedule", "constant")
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, total_steps, alpha=opt.get("final_learning_rate_fraction", 0.0)
+        )
+    elif schedule == "step":
+        boundaries = [e * config["steps_per_epoch"] for e in opt["decay_epochs"]]
+        values = [rate * opt.get("decay_factor", 0.1) ** i for i in range(len(boundaries) + 1)]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    elif schedule != "constant":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    common = dict(learning_rate=rate, clipnorm=opt.get("clipnorm"))
+    if opt["name"] == "sgd":
+        return keras.optimizers.SGD(momentum=opt.get("momentum", 0.9), **common)
+    if opt["name"] == "adam":
+        return keras.optimizers.Adam(**common)
+    raise ValueError(f"unknown optimizer {opt['name']!r}")
+
+
+def degradation_for(config):
+    """The on-the-fly degradation a config trains with."""
+    spec = config["data"]
+    noise_level_input = config["model"].get("noise_level_input", False)
+    if "sigma_range" in spec:
+        return data.GaussianNoise(sigma_range=spec["sigma_range"], noise_level_input=noise_level_input)
+    return data.GaussianNoise(sigma=spec["sigma"], noise_level_input=noise_level_input)
+
+
+def train_dataset(config, data_root=None):
+    """The infinite training batches of a config."""
+    spec = config["data"]
+    files = data.list_images(os.path.join(data.data_dir(data_root), spec["train"]))
+    return data.patch_dataset(
+        data.image_dataset(files, spec.get("channels", 1)),
+        degradation_for(config),
+        patch_size=spec.get("patch_size", 32),
+        batch_size=spec.get("batch_size", 16),
+        seed=spec.get("seed", 0),
+    )
+
+
+def train(config, output_dir, data_root=None, verbose=1, epochs=None):
+    """Trains (or resumes) the config's model into ``output_dir``; returns the model.
+
+    ``epochs`` overrides the config's epoch count (the schedule keeps the config's
+    length, so a shortened run is a prefix of the full one).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "config.json"), "w") as handle:
+        json.dump(config, handle, indent=2)
+    model = build_model(config)
+    model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            os.path.join(output_dir, "backup"), save_freq=config.get("backup_every_steps", "epoch")
+        ),
+        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "model.keras")),
+        keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), profile_batch=0),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
+    ]
+    model.fit(
+        train_dataset(config, data_root),
+        epochs=epochs or config["epochs"],
+        steps_per_epoch=config["steps_per_epoch"],
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return model
