@@ -1,0 +1,124 @@
+"""DeepAM(3) speed: inference time per size, achieved conv GFLOP/s, the reconstruction's
+share, peak memory, and one training step on 64 patches of 32x32.
+
+    python benchmarks/speed.py [--weights model.keras]
+
+Each size runs in its own process so its peak RSS is its own.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import best_time, markdown_table, test_image  # noqa: E402
+
+SIZES = [(256, 256), (321, 481), (1024, 1024)]
+
+
+def conv_flops_per_pixel(model):
+    import keras
+
+    total = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2 * kh * kw * cin * cout
+    return total
+
+
+def measure(size, weights):
+    import keras
+    import tensorflow as tf
+
+    from deepam_tf import DeepAM, ops
+
+    model = keras.models.load_model(weights) if weights else DeepAM(stages=3, channels=1)
+    image = test_image(size)[None, :, :, None]
+    noisy = image + np.random.default_rng(0).normal(0, 25 / 255, image.shape).astype(np.float32)
+    inputs = noisy
+    if getattr(model, "noise_level_input", False):
+        inputs = {"image": noisy, "noise_level": np.full((1, 1), 25 / 255, np.float32)}
+    predict = tf.function(lambda x: model(x, training=False))
+    t_model = best_time(lambda: predict(inputs).numpy(), repeats=3)
+
+    # The reconstruction alone, with this model's own v and γ at each stage.
+    stage_inputs = []
+    u = tf.constant(noisy)
+    noise_map = None
+    if isinstance(inputs, dict):
+        noise_map = model.get_layer("noise_level_map")(u, inputs["noise_level"])
+    for k in range(1, model.stages + 1):
+        v, feats = model.get_layer(f"stage{k}_aggregation")(u, conditioning=noise_map, training=False)
+        gamma = model.get_layer(f"stage{k}_gamma")(feats)
+        stage_inputs.append((v, gamma))
+        u = model.get_layer(f"stage{k}_reconstruction")(tf.constant(noisy), v, gamma)
+    layer = model.get_layer("stage1_reconstruction")
+    solve = tf.function(lambda f, v, g: layer(f, v, g))
+    t_recon = sum(
+        best_time(lambda: solve(tf.constant(noisy), v, g).numpy(), repeats=3) for v, g in stage_inputs
+    )
+    flops = conv_flops_per_pixel(model) * size[0] * size[1]
+    return {
+        "size": f"{size[1]}x{size[0]}",
+        "seconds": t_model,
+        "gflops": flops / t_model / 1e9,
+        "recon_share": t_recon / t_model,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "params": model.count_params(),
+        "mflop_per_pixel": conv_flops_per_pixel(model) / 1e6,
+    }
+
+
+def training_step():
+    import keras
+    import tensorflow as tf
+
+    from deepam_tf import DeepAM
+
+    model = DeepAM(stages=3, channels=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
+    x = tf.random.uniform([64, 32, 32, 1])
+    model.train_on_batch(x, x)
+    seconds = best_time(lambda: model.train_on_batch(x, x), repeats=3)
+    flops = 3 * conv_flops_per_pixel(model) * 64 * 32 * 32  # forward + two backward convs
+    return {"seconds": seconds, "gflops": flops / seconds / 1e9,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        result = training_step() if args.one == "train" else measure(tuple(json.loads(args.one)), args.weights)
+        print("RESULT " + json.dumps(result))
+        return
+
+    def run(one):
+        command = [sys.executable, __file__, "--one", one] + (["--weights", args.weights] if args.weights else [])
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return json.loads(out.split("RESULT ", 1)[1])
+
+    rows = []
+    for size in SIZES:
+        r = run(json.dumps(size))
+        rows.append([r["size"], f"{r['seconds']:.2f}", f"{r['gflops']:.0f}",
+                     f"{100 * r['recon_share']:.1f}%", f"{r['peak_rss_mb']:.0f}"])
+    print(f"DeepAM(3), {r['params'] / 1e6:.2f} M parameters, {r['mflop_per_pixel']:.2f} MFLOP per pixel "
+          f"(convolutions); {'weights ' + args.weights if args.weights else 'untrained weights'}\n")
+    print(markdown_table(["image (WxH)", "inference s", "conv GFLOP/s", "reconstruction share",
+                          "peak RSS MB"], rows))
+    t = run("train")
+    print(f"\nOne training step, 64 patches of 32x32 (Adam): {t['seconds']:.2f} s, "
+          f"{t['gflops']:.0f} GFLOP/s, peak RSS {t['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
