@@ -6,8 +6,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deepam_tf import layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402
-from deepam_tf.models import DeepAM  # noqa: E402
+from deepam_tf.models import DeepAM, list_presets, load_preset  # noqa: E402
+from deepam_tf.restore import denoise  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["DeepAM", "classic_am", "layers", "metrics", "ops"]
+__all__ = [
+    "DeepAM",
+    "classic_am",
+    "denoise",
+    "layers",
+    "list_presets",
+    "load_preset",
+    "metrics",
+    "ops",
+]

@@ -1,4 +1,4 @@
-"""The ``deepam`` command."""
+"""The ``deepam`` command: denoise, evaluate, train."""
 
 import argparse
 import os
@@ -6,24 +6,7 @@ import sys
 
 import numpy as np
 
-
-def _write_png(path, image, overwrite):
-    """Writes an image in [0, 1] as 8-bit PNG via a temporary file and an atomic rename."""
-    import imageio.v3 as iio
-
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"output folder {directory} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
-    data = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    try:
-        iio.imwrite(tmp, data, extension=".png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from deepam_tf.image_io import read_image_file, write_image_file
 
 
 def _demo(args):
@@ -31,19 +14,89 @@ def _demo(args):
     import skimage.data
 
     from deepam_tf import metrics
-    from deepam_tf.classic_am import classic_am
+    from deepam_tf.models import list_presets
+    from deepam_tf.restore import DEFAULT_DENOISER, denoise
 
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, args.sigma / 255.0, clean.shape).astype(np.float32)
-    restored = np.clip(classic_am(noisy).numpy(), 0.0, 1.0)
-    method = "classic AM (TV)"
+    if DEFAULT_DENOISER in list_presets():
+        restored = denoise(noisy, args.sigma)
+        method = f"DeepAM preset {DEFAULT_DENOISER}"
+    else:
+        from deepam_tf.classic_am import classic_am
+
+        restored = np.clip(classic_am(noisy).numpy(), 0.0, 1.0)
+        method = "classic AM (TV); no trained preset shipped yet"
     panel = np.concatenate([np.clip(noisy, 0, 1), restored, clean], axis=1)
-    _write_png(args.output, panel, args.overwrite)
+    write_image_file(args.output, panel, args.overwrite)
     print(f"camera, sigma={args.sigma:g}, {method}")
     print(f"  noisy    PSNR {metrics.psnr(clean, np.clip(noisy, 0, 1)):.2f} dB")
     print(f"  restored PSNR {metrics.psnr(clean, restored):.2f} dB")
     print(f"wrote {args.output} (noisy | restored | clean)")
+
+
+def _collect_inputs(inputs):
+    from deepam_tf.data import IMAGE_EXTENSIONS
+
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            files += sorted(
+                os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_EXTENSIONS)
+            )
+        else:
+            files.append(item)
+    return files
+
+
+def _denoise_files(args):
+    import keras
+
+    from deepam_tf.models import load_preset
+    from deepam_tf.restore import denoise
+
+    files = _collect_inputs(args.inputs)
+    if not files:
+        raise ValueError("no input images found")
+    single = len(files) == 1 and not os.path.isdir(args.inputs[0])
+    if single:
+        targets = [args.output]
+    else:
+        os.makedirs(args.output, exist_ok=True)
+        targets = [os.path.join(args.output, os.path.basename(f)) for f in files]
+    model = load_preset(args.model)
+    failures = []
+    progress = keras.utils.Progbar(len(files)) if len(files) > 1 else None
+    for source, target in zip(files, targets):
+        try:
+            if os.path.abspath(source) == os.path.abspath(target):
+                raise ValueError(f"{target}: output would overwrite its input")
+            image = read_image_file(source)
+            write_image_file(target, denoise(image, args.sigma, model=model), args.overwrite)
+        except (ValueError, OSError) as error:
+            failures.append(str(error))
+        if progress:
+            progress.add(1)
+    for failure in failures:
+        print(f"deepam: failed: {failure}", file=sys.stderr)
+    print(f"denoised {len(files) - len(failures)} of {len(files)} images into {args.output}")
+    return 1 if failures else 0
+
+
+def _evaluate(args):
+    from deepam_tf import data, evaluate
+    from deepam_tf.models import load_preset
+
+    folder = args.folder or os.path.join(data.data_dir(args.data_dir), "denoise", args.set)
+    model = load_preset(args.model)
+    rows = evaluate.evaluate(evaluate.model_restore_fn(model), folder, args.sigma, seed=args.seed)
+    title = f"{args.model} on {folder} at sigma {args.sigma:g}"
+    evaluate.write_tables(rows, args.output, title)
+    mean = rows[-1]
+    print(f"{title}: mean PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f} "
+          f"({len(rows) - 1} images); wrote {args.output}.csv and .md")
+    return 0
 
 
 def _parser():
@@ -52,8 +105,20 @@ def _parser():
     denoise = commands.add_parser("denoise", help="denoise images (no input: a demo)")
     denoise.add_argument("inputs", nargs="*", help="image files or folders")
     denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
-    denoise.add_argument("-o", "--output", default="deepam_camera.png", help="output path")
+    denoise.add_argument("-o", "--output", default="deepam_camera.png",
+                         help="output file (one input) or folder (several inputs)")
+    denoise.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
+    evaluate.add_argument("--model", required=True, help="preset name or .keras file")
+    evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
+    evaluate.add_argument("--folder", help="evaluate this image folder instead")
+    evaluate.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
+    evaluate.add_argument("--sigma", type=float, default=25.0)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
+
     train = commands.add_parser("train", help="train (or resume) a model from a config")
     train.add_argument("config", help="training config (JSON), e.g. configs/fast_cpu.json")
     train.add_argument("-o", "--output", required=True, help="run folder (resumes if present)")
@@ -67,20 +132,19 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "denoise":
-            if args.inputs:
-                raise SystemExit("deepam denoise on files needs the trained presets (issue 3)")
-            _demo(args)
-        elif args.command == "train":
+            if not args.inputs:
+                _demo(args)
+                return 0
+            return _denoise_files(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "train":
             from deepam_tf import train
 
-            train.train(
-                train.load_config(args.config),
-                args.output,
-                data_root=args.data_dir,
-                verbose=args.verbose,
-                epochs=args.epochs,
-            )
-    except (ValueError, FileExistsError, FileNotFoundError, OSError) as error:
+            train.train(train.load_config(args.config), args.output, data_root=args.data_dir,
+                        verbose=args.verbose, epochs=args.epochs)
+            return 0
+    except (ValueError, OSError) as error:
         print(f"deepam: error: {error}", file=sys.stderr)
         return 1
     return 0

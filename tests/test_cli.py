@@ -17,3 +17,30 @@ def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert out.read_bytes() == before
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_folder_run_goes_past_bad_files_and_never_overwrites_inputs(tmp_path, capsys):
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    model = tmp_path / "m.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    iio.imwrite(inputs / "a.png", skimage.data.camera()[:32, :40])
+    iio.imwrite(inputs / "b.png", skimage.data.camera()[:20, :20].astype(np.uint16) * 257)
+    (inputs / "text.png").write_text("not an image")
+    (inputs / "empty.png").write_bytes(b"")
+    originals = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    code = cli.main(["denoise", str(inputs), "-o", str(tmp_path / "out"), "--model", str(model)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "text.png: not a readable image" in err and "empty.png: empty file" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert iio.imread(tmp_path / "out" / "b.png").dtype == np.uint16
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == originals
+    # Writing onto an input is refused, even with --overwrite.
+    code = cli.main(["denoise", str(inputs / "a.png"), "-o", str(inputs / "a.png"), "--model", str(model),
+                     "--overwrite"])
+    assert code == 1 and (inputs / "a.png").read_bytes() == originals["a.png"]

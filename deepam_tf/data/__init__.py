@@ -4,11 +4,13 @@ import os
 
 from deepam_tf.data.degradations import GaussianNoise
 from deepam_tf.data.pipelines import (
+    IMAGE_EXTENSIONS,
     evaluation_dataset,
     image_dataset,
     list_images,
     patch_dataset,
     read_image,
+    tfds_image_dataset,
 )
 
 
@@ -25,6 +27,7 @@ def data_dir(path=None):
 
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "GaussianNoise",
     "data_dir",
     "evaluation_dataset",
@@ -32,4 +35,5 @@ __all__ = [
     "list_images",
     "patch_dataset",
     "read_image",
+    "tfds_image_dataset",
 ]

@@ -66,6 +66,20 @@ def image_dataset(files, channels=1):
     )
 
 
+def tfds_image_dataset(dataset, channels=1):
+    """``{"image": float32 [H, W, C]}`` samples from a TFDS dataset with an ``"image"``
+    feature (uint8 or uint16), cached."""
+    import tensorflow as tf
+
+    def convert(example):
+        image = tf.image.convert_image_dtype(example["image"], tf.float32)
+        if channels == 1 and image.shape[-1] == 3:
+            image = tf.image.rgb_to_grayscale(image)
+        return {"image": image}
+
+    return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).cache()
+
+
 def random_patch(sample, patch_size, seed):
     """The same random ``patch_size`` crop of every image in the sample dict."""
     image = sample["image"]

@@ -225,3 +225,14 @@ class DeepAM(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """Loads shipped weights by name (see ``deepam_tf.list_presets()``) or a
+        ``.keras`` file by path."""
+        from deepam_tf.models.presets import load_preset
+
+        model = load_preset(preset)
+        if not isinstance(model, cls):
+            raise ValueError(f"preset {preset!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

@@ -1,0 +1,70 @@
+"""Denoising benchmark: DeepAM against BM3D on the same noisy images, beside the paper.
+
+    python benchmarks/denoise.py --model denoise_blind [--sets bsd68 set12]
+        [--sigmas 15 25 50] [--limit N] [--data-dir DIR] [--no-bm3d]
+
+Protocol: deepam_tf.evaluate.PROTOCOL (the same as the shared baselines). BM3D is the PyPI
+``bm3d`` package, ``bm3d.bm3d(noisy, sigma_psd=σ/255)``. Times are per image, in this run.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import markdown_table  # noqa: E402
+
+from deepam_tf import data, evaluate  # noqa: E402
+from deepam_tf.models import load_preset  # noqa: E402
+
+PAPER = {("bsd68", 15): 31.68, ("bsd68", 25): 29.21, ("bsd68", 50): 26.24, ("set12", 25): 30.40}
+BM3D_PUBLISHED = {("bsd68", 15): 31.07, ("bsd68", 25): 28.57, ("bsd68", 50): 25.62,
+                  ("set12", 15): 32.37, ("set12", 25): 29.97, ("set12", 50): 26.72}
+
+
+def bm3d_restore(noisy, sigma):
+    import bm3d
+
+    return bm3d.bm3d(noisy, sigma_psd=sigma / 255.0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
+    parser.add_argument("--sets", nargs="+", default=["bsd68", "set12"])
+    parser.add_argument("--sigmas", nargs="+", type=float, default=[15, 25, 50])
+    parser.add_argument("--limit", type=int, help="first N images of each set only")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--no-bm3d", action="store_true")
+    args = parser.parse_args()
+    model = load_preset(args.model)
+    deepam = evaluate.model_restore_fn(model)
+    root = data.data_dir(args.data_dir)
+    rows = []
+    for name in args.sets:
+        folder = os.path.join(root, "denoise", name)
+        for sigma in args.sigmas:
+            ours = evaluate.evaluate(deepam, folder, sigma, limit=args.limit)[-1]
+            row = [name, f"{sigma:g}", len(evaluate.list_images(folder)[: args.limit]),
+                   f"{ours['noisy_psnr']:.2f}", f"{ours['psnr']:.2f} / {ours['ssim']:.3f}"]
+            if args.no_bm3d:
+                row += ["-", "-", f"{ours['seconds']:.2f}", "-"]
+            else:
+                theirs = evaluate.evaluate(bm3d_restore, folder, sigma, limit=args.limit)[-1]
+                row += [f"{theirs['psnr']:.2f} / {theirs['ssim']:.3f}",
+                        f"{ours['psnr'] - theirs['psnr']:+.2f}", f"{ours['seconds']:.2f}",
+                        f"{theirs['seconds']:.2f} ({theirs['seconds'] / ours['seconds']:.1f}x DeepAM)"]
+            key = (name, int(sigma))
+            row += [PAPER.get(key, "-"), BM3D_PUBLISHED.get(key, "-")]
+            rows.append(row)
+            print(" | ".join(str(c) for c in row), flush=True)
+    print(f"\nModel: {args.model}. Protocol: {evaluate.PROTOCOL}.\n")
+    print(markdown_table(
+        ["set", "σ", "images", "noisy PSNR", "DeepAM PSNR / SSIM", "BM3D PSNR / SSIM",
+         "DeepAM − BM3D dB", "DeepAM s/img", "BM3D s/img", "paper DeepAM(3)", "BM3D published"],
+        rows,
+    ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Reading and writing image files with clear errors; writes never leave partial files."""
+
+import os
+
+import numpy as np
+
+
+def read_image_file(path):
+    """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``).
+
+    An alpha channel is dropped. Raises ``ValueError`` naming the file when it is missing,
+    empty or not a readable image.
+    """
+    import imageio.v3 as iio
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file")
+    try:
+        image = np.asarray(iio.imread(path))
+    except Exception as error:  # imageio raises many types for corrupt data
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not a readable image ({reason})") from None
+    if image.ndim == 3 and image.shape[-1] in (2, 4):
+        image = image[..., :-1]  # drop alpha
+        if image.shape[-1] == 1:
+            image = image[..., 0]
+    if image.ndim not in (2, 3) or image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype})")
+    return image
+
+
+def write_image_file(path, image, overwrite=False):
+    """Writes ``image`` (uint8/uint16, or float in [0, 1] -> 8-bit) to ``path`` through a
+    temporary file and an atomic rename; refuses to replace a file unless ``overwrite``."""
+    import imageio.v3 as iio
+
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output folder {directory} does not exist")
+    image = np.asarray(image)
+    if image.dtype.kind == "f":
+        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    extension = os.path.splitext(path)[1] or ".png"
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
+    try:
+        iio.imwrite(tmp, image, extension=extension)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,42 @@
+"""Shipped weights: ``list_presets()`` and ``load_preset(name)`` (also ``DeepAM.from_preset``).
+
+A preset is a ``.keras`` file in ``deepam_tf/presets/`` with an entry in its
+``index.json`` (task, noise range, training recipe, measured metrics). ``load_preset``
+also takes the path of any ``.keras`` file.
+"""
+
+import json
+import os
+
+import keras
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets")
+
+
+def _index():
+    path = os.path.join(PRESET_DIR, "index.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def list_presets():
+    """``{name: metadata}`` of the presets shipped with the package."""
+    return _index()
+
+
+def load_preset(name):
+    """Loads a shipped preset by name, or a ``.keras`` file by path."""
+    if os.path.isfile(str(name)):
+        path = str(name)
+    else:
+        index = _index()
+        if name not in index:
+            shipped = ", ".join(sorted(index)) or "none yet"
+            raise ValueError(f"unknown preset {name!r}; shipped presets: {shipped}")
+        path = os.path.join(PRESET_DIR, index[name]["file"])
+    # Registers the deepam_tf layers before deserialising.
+    from deepam_tf.models import deepam  # noqa: F401
+
+    return keras.models.load_model(path, compile=False)

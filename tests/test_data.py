@@ -1,0 +1,96 @@
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from deepam_tf import data
+
+
+@pytest.fixture
+def folder(tmp_path):
+    camera = skimage.data.camera()
+    iio.imwrite(tmp_path / "a.png", camera[:64, :80])
+    iio.imwrite(tmp_path / "b16.png", camera[100:140, :50].astype(np.uint16) * 257)
+    iio.imwrite(tmp_path / "c.tif", camera[200:240, 200:260])
+    iio.imwrite(tmp_path / "d.jpg", skimage.data.astronaut()[:48, :48])
+    (tmp_path / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def test_reads_8_and_16_bit_png_tiff_and_jpeg(folder):
+    files = data.list_images(str(folder))
+    assert [os.path.basename(f) for f in files] == ["a.png", "b16.png", "c.tif", "d.jpg"]
+    images = [s["image"].numpy() for s in data.image_dataset(files)]
+    camera = skimage.data.camera() / 255.0
+    np.testing.assert_allclose(images[0][..., 0], camera[:64, :80], atol=1e-6)
+    np.testing.assert_allclose(images[1][..., 0], camera[100:140, :50], atol=1e-6)
+    np.testing.assert_allclose(images[2][..., 0], camera[200:240, 200:260], atol=1e-6)
+    assert images[3].shape == (48, 48, 1)
+
+
+def test_patches_are_degraded_augmented_crops(folder):
+    files = data.list_images(str(folder))[:1]
+    noise = data.GaussianNoise(sigma_range=(10, 50), noise_level_input=True)
+    batches = data.patch_dataset(data.image_dataset(files), noise, patch_size=16, batch_size=8)
+    inputs, clean = next(iter(batches))
+    assert inputs["image"].shape == clean.shape == (8, 16, 16, 1)
+    levels = inputs["noise_level"].numpy().ravel() * 255
+    assert np.all((levels >= 10) & (levels <= 50)) and np.ptp(levels) > 1
+    residual_std = np.std(inputs["image"].numpy() - clean.numpy(), axis=(1, 2, 3)) * 255
+    np.testing.assert_allclose(residual_std, levels, rtol=0.3)
+    # Every clean patch is one of the 8 dihedral transforms of a crop of the image.
+    image = skimage.data.camera()[:64, :80] / 255.0
+    for patch in clean.numpy()[..., 0]:
+        found = False
+        for k in range(4):
+            for p in (np.rot90(patch, -k), np.fliplr(np.rot90(patch, -k))):
+                hits = np.argwhere(np.abs(image[:49, :65] - p[0, 0]) < 1e-6)
+                found |= any(np.allclose(image[i:i + 16, j:j + 16], p, atol=1e-6) for i, j in hits)
+        assert found
+
+
+def test_stream_is_reproducible_from_the_seed(folder):
+    files = data.list_images(str(folder))
+    make = lambda seed: data.patch_dataset(  # noqa: E731
+        data.image_dataset(files), data.GaussianNoise(sigma=25), batch_size=4, seed=seed
+    )
+    a, b, c = (next(iter(make(s)))[0].numpy() for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="no images"):
+        data.list_images(str(tmp_path))
+    with pytest.raises(ValueError, match="does not exist"):
+        data.list_images(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="exactly one"):
+        data.GaussianNoise()
+    with pytest.raises(ValueError, match="sigma"):
+        data.GaussianNoise(sigma=-5)
+
+
+def test_tfds_builder_reads_manual_dir(tmp_path):
+    import tensorflow_datasets as tfds
+
+    import deepam_tf.data.tfds_builders  # noqa: F401
+
+    manual = tmp_path / "manual" / "set12"
+    manual.mkdir(parents=True)
+    for i in range(3):
+        iio.imwrite(manual / f"{i:02d}.png", skimage.data.camera()[: 20 + i, :30])
+    ds = tfds.load(
+        "deepam_denoise/set12",
+        split="test",
+        data_dir=str(tmp_path / "tfds"),
+        download_and_prepare_kwargs={
+            "download_config": tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual"))
+        },
+    )
+    names = sorted(ex["file_name"].numpy().decode() for ex in ds)
+    assert names == ["00.png", "01.png", "02.png"]
+    sample = next(iter(data.tfds_image_dataset(ds)))["image"]
+    assert sample.dtype == tf.float32 and float(tf.reduce_max(sample)) <= 1.0

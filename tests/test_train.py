@@ -1,0 +1,85 @@
+import json
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+import skimage.data
+
+from deepam_tf import train
+
+
+def _config(tmp_path):
+    folder = tmp_path / "data" / "train"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        iio.imwrite(folder / f"{i}.png", skimage.data.camera()[i * 64 : i * 64 + 64, :64])
+    return {
+        "model": {"stages": 1, "features": 8, "depth": 4, "gamma_layer": 3, "fusion_layer": 2,
+                  "noise_level_input": True},
+        "data": {"train": "train", "patch_size": 16, "batch_size": 4, "sigma_range": [10, 40]},
+        "epochs": 2,
+        "steps_per_epoch": 3,
+        "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "schedule": "step",
+                      "decay_epochs": [1], "clipnorm": 1.0},
+        "l2": 5e-4,
+        "backup_every_steps": 2,
+    }
+
+
+def test_configs_in_repo_build():
+    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    for name in ("paper.json", "fast_cpu.json"):
+        config = train.load_config(os.path.join(root, name))
+        optimizer = train.build_optimizer(config)
+        model = train.build_model(config)
+        assert model.stages == 3
+    paper = train.load_config(os.path.join(root, "paper.json"))
+    assert paper["epochs"] * paper["steps_per_epoch"] * paper["data"]["batch_size"] >= 20 * 1e5
+    assert type(train.build_optimizer(paper)).__name__ == "SGD"
+    # Coupled L2 5e-4: the regulariser adds 2.5e-4 ||w||², whose gradient is 5e-4 w.
+    assert train.build_model(paper).layers[1].convs[1].kernel_regularizer.l2 == pytest.approx(2.5e-4)
+
+
+def test_train_writes_checkpoints_and_logs(tmp_path):
+    config = _config(tmp_path)
+    out = tmp_path / "run"
+    train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    assert (out / "model.keras").exists()
+    lines = (out / "history.csv").read_text().strip().splitlines()
+    assert lines[0].startswith("epoch") and len(lines) == 3
+    assert any((out / "logs").rglob("*tfevents*"))
+    assert not (out / "backup").exists()  # removed once the run completes
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    config = _config(tmp_path)
+    config["epochs"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "run"
+    # A callback that kills the process hard in epoch 2, after a backup at step 2.
+    script = f"""
+import os
+import keras
+from deepam_tf import train
+
+class Kill(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 5:
+            os._exit(3)
+
+fit = keras.Model.fit
+keras.Model.fit = lambda self, *a, callbacks=(), **k: fit(self, *a, callbacks=list(callbacks) + [Kill()], **k)
+train.train(train.load_config({str(tmp_path / "config.json")!r}), {str(out)!r},
+            data_root={str(tmp_path / "data")!r}, verbose=0)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == 3, killed.stderr[-2000:]
+    metadata = json.loads((out / "backup" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 1  # killed during the second epoch
+    model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    # Resumed from the backup at step 4 (a restart would end at 3 x 3 = 9 steps): Keras
+    # restores the mid-epoch weights and optimizer, then reruns epoch 2 and runs epoch 3.
+    assert int(model.optimizer.iterations.numpy()) == 4 + 2 * 3
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 3
