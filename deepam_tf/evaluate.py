@@ -13,6 +13,7 @@ import numpy as np
 
 from deepam_tf import metrics
 from deepam_tf.data import list_images
+from deepam_tf.image_io import read_image_file
 
 PROTOCOL = (
     "clean image in [0,1]; noise N(0,(σ/255)²) from numpy default_rng([seed, index]), "
@@ -22,11 +23,8 @@ PROTOCOL = (
 
 def read_gray(path):
     """An image file as float32 gray in [0, 1] (8- or 16-bit)."""
-    import imageio.v3 as iio
-
-    image = np.asarray(iio.imread(path))
-    scale = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
-    image = image.astype(np.float32) / scale
+    image = read_image_file(path)
+    image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
     if image.ndim == 3:
         image = image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
     return image

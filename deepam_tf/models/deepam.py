@@ -8,10 +8,7 @@ from deepam_tf.layers import (
     Reconstruction,
 )
 from deepam_tf.ops import reconstruction as reconstruct_ops
-
-
-def _shape_text(shape):
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+from deepam_tf.ops.reconstruction import shape_text
 
 
 @keras.saving.register_keras_serializable(package="deepam_tf")
@@ -177,15 +174,15 @@ class DeepAM(keras.Model):
             shape = tuple(inputs[name].shape)
             if name == "noise_level":
                 if len(shape) != 2 or shape[-1] not in (None, 1):
-                    raise ValueError(f"noise_level must have shape [B, 1], got {_shape_text(shape)}")
+                    raise ValueError(f"noise_level must have shape [B, 1], got {shape_text(shape)}")
                 continue
             channels = self.channels if name == "image" else self.guidance_channels
             if len(shape) != 4 or shape[-1] not in (None, channels):
                 raise ValueError(
-                    f"{name} must have shape {expected[name]}, got {_shape_text(shape)}"
+                    f"{name} must have shape {expected[name]}, got {shape_text(shape)}"
                 )
             if any(d is not None and d < 2 for d in shape[1:3]):
-                raise ValueError(f"{name} must have H and W >= 2, got {_shape_text(shape)}")
+                raise ValueError(f"{name} must have H and W >= 2, got {shape_text(shape)}")
         if self.guidance_channels:
             image_hw = tuple(inputs["image"].shape)[1:3]
             guidance_hw = tuple(inputs["guidance"].shape)[1:3]

@@ -23,7 +23,8 @@ DEFAULT_TOLERANCE = 1e-4
 _FLOAT_DTYPES = (tf.float32, tf.float64)
 
 
-def _shape_text(shape):
+def shape_text(shape):
+    """A shape as text, unknown dims as '?': ``[2, ?, ?, 1]``."""
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
@@ -42,20 +43,20 @@ def validate_inputs(f, v, gamma):
         if t.dtype != f.dtype:
             raise ValueError(f"{name} must have f's dtype {f.dtype.name}, got {t.dtype.name}")
     if f.shape.rank != 4:
-        raise ValueError(f"f must have shape [B, H, W, C], got {_shape_text(f.shape)}")
+        raise ValueError(f"f must have shape [B, H, W, C], got {shape_text(f.shape)}")
     b, h, w, c = f.shape
     expected = {"v": [b, h, w, None if c is None else 2 * c], "gamma": [b, h, w, c]}
     for name, t in (("v", v), ("gamma", gamma)):
         want = expected[name]
         if t.shape.rank != 4 or not tf.TensorShape(want).is_compatible_with(t.shape):
             raise ValueError(
-                f"{name} must have shape {_shape_text(want)} for f of shape "
-                f"{_shape_text(f.shape)}, got {_shape_text(t.shape)}"
+                f"{name} must have shape {shape_text(want)} for f of shape "
+                f"{shape_text(f.shape)}, got {shape_text(t.shape)}"
             )
     for axis, name in ((1, "height"), (2, "width")):
         size = f.shape[axis]
         if size is not None and size < 2:
-            raise ValueError(f"f must have {name} >= 2, got shape {_shape_text(f.shape)}")
+            raise ValueError(f"f must have {name} >= 2, got shape {shape_text(f.shape)}")
     if tf.executing_eagerly():
         for name, t in (("f", f), ("v", v), ("gamma", gamma)):
             if not bool(tf.reduce_all(tf.math.is_finite(t))):
