@@ -40,3 +40,16 @@ def load_preset(name):
     from deepam_tf.models import deepam  # noqa: F401
 
     return keras.models.load_model(path, compile=False)
+
+
+def save_preset(model, name, **metadata):
+    """Saves ``model`` (weights and config, no optimizer state) as preset ``name`` in the
+    package and records ``metadata`` (e.g. ``psnr``, ``camera_sigma25_floor``, recipe) in
+    ``index.json``."""
+    os.makedirs(PRESET_DIR, exist_ok=True)
+    file = f"{name}.keras"
+    model.save(os.path.join(PRESET_DIR, file), include_optimizer=False)
+    index = _index()
+    index[name] = {"file": file, **metadata}
+    with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
+        json.dump(index, handle, indent=2, sort_keys=True)
