@@ -1,0 +1,118 @@
+"""SavedModel export for TF-Serving: ``DIR/<model_name>/<version>/``, tag ``serve``.
+
+Signatures (names are the TF-Serving request keys):
+
+* ``serving_default``: ``image`` float32 ``[B, H, W, C]`` in [0, 1] (plus ``guidance``
+  ``[B, H, W, G]`` for joint models, plus ``sigma`` float32 ``[B]`` on the 0–255 scale for
+  noise-level-conditioned models) -> ``restored`` float32 ``[B, H, W, C]``. Dynamic batch
+  and spatial size.
+* ``encoded``: ``image_bytes`` string ``[B]`` (PNG/JPEG; REST clients send
+  ``{"b64": ...}``) (plus ``guidance_bytes``, ``sigma``) -> ``png_bytes`` string ``[B]``.
+
+Bad requests (wrong rank or channel count, bytes that are not an image) fail with an
+``InvalidArgument`` error naming the problem; the server keeps running.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+
+class _Serving:
+    """The request handling; the model's variables are tracked by a Keras ExportArchive
+    (tracking the Keras model object itself would save each variable under two handles,
+    and the TF1/C++ loader that TF-Serving uses would then restore the wrong one)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.channels = model.channels
+        self.guidance_channels = getattr(model, "guidance_channels", 0)
+        self.conditioned = getattr(model, "noise_level_input", False)
+
+    def _check(self, tensor, channels, name):
+        tf.debugging.assert_rank(tensor, 4, message=f"{name} must have shape [B, H, W, {channels}]")
+        tf.debugging.assert_equal(
+            tf.shape(tensor)[-1], channels, message=f"{name} must have {channels} channels"
+        )
+        tf.debugging.assert_greater_equal(
+            tf.reduce_min(tf.shape(tensor)[1:3]), 2, message=f"{name} must be at least 2x2 pixels"
+        )
+
+    def restore(self, image, guidance=None, sigma=None):
+        self._check(image, self.channels, "image")
+        inputs = {"image": image}
+        if self.guidance_channels:
+            self._check(guidance, self.guidance_channels, "guidance")
+            inputs["guidance"] = guidance
+        if self.conditioned:
+            tf.debugging.assert_equal(
+                tf.shape(sigma)[0], tf.shape(image)[0], message="sigma needs one value per image"
+            )
+            tf.debugging.assert_positive(sigma, message="sigma must be > 0 (0-255 scale)")
+            inputs["noise_level"] = tf.reshape(sigma / 255.0, [-1, 1])
+        if len(inputs) == 1:
+            inputs = image
+        return self.model(inputs, training=False)
+
+    def _decode(self, data, channels):
+        image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
+        return image[None]
+
+    def restore_encoded(self, image_bytes, guidance_bytes=None, sigma=None):
+        def one(args):
+            data, guide, level = args
+            image = self._decode(data, self.channels)
+            guidance = self._decode(guide, self.guidance_channels) if self.guidance_channels else None
+            restored = self.restore(image, guidance, tf.reshape(level, [1]) if self.conditioned else None)
+            pixels = tf.cast(tf.round(tf.clip_by_value(restored[0], 0.0, 1.0) * 255.0), tf.uint8)
+            return tf.io.encode_png(pixels)
+
+        n = tf.shape(image_bytes)[0]
+        guides = guidance_bytes if guidance_bytes is not None else tf.fill([n], "")
+        levels = sigma if sigma is not None else tf.zeros([n])
+        return tf.map_fn(one, (image_bytes, guides, levels), fn_output_signature=tf.string)
+
+
+def _add_signatures(archive, module):
+    c, g = module.channels, module.guidance_channels
+    float_specs = {"image": tf.TensorSpec([None, None, None, c], tf.float32, name="image")}
+    bytes_specs = {"image_bytes": tf.TensorSpec([None], tf.string, name="image_bytes")}
+    if g:
+        float_specs["guidance"] = tf.TensorSpec([None, None, None, g], tf.float32, name="guidance")
+        bytes_specs["guidance_bytes"] = tf.TensorSpec([None], tf.string, name="guidance_bytes")
+    if module.conditioned:
+        float_specs["sigma"] = tf.TensorSpec([None], tf.float32, name="sigma")
+        bytes_specs["sigma"] = tf.TensorSpec([None], tf.float32, name="sigma")
+
+    def serve(*args):
+        inputs = dict(zip(float_specs, args))
+        return {"restored": module.restore(
+            inputs["image"], inputs.get("guidance"), inputs.get("sigma"))}
+
+    def serve_encoded(*args):
+        inputs = dict(zip(bytes_specs, args))
+        return {"png_bytes": module.restore_encoded(
+            inputs["image_bytes"], inputs.get("guidance_bytes"), inputs.get("sigma"))}
+
+    archive.add_endpoint("serving_default", serve, input_signature=list(float_specs.values()))
+    archive.add_endpoint("encoded", serve_encoded, input_signature=list(bytes_specs.values()))
+
+
+def export_saved_model(model, directory, model_name="deepam", version=1):
+    """Writes ``model`` as ``directory/model_name/version/`` for TF-Serving; returns that path.
+
+    Refuses to replace an existing version folder.
+    """
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive int (TF-Serving serves integer folders), got {version!r}")
+    path = os.path.join(directory, model_name, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; choose another version")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    _add_signatures(archive, _Serving(model))
+    archive.write_out(
+        path, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False), verbose=False
+    )
+    return path

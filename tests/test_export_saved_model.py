@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepam_tf import DeepAM
+from deepam_tf.export import export_saved_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras_model = DeepAM(stages=2, features=8, depth=4, gamma_layer=3, fusion_layer=2,
+                         noise_level_input=True, residual_gradients=False)
+    path = export_saved_model(keras_model, str(tmp_path_factory.mktemp("serving")), "denoise", 1)
+    return keras_model, path, tf.saved_model.load(path, tags=["serve"])
+
+
+def test_layout_is_what_tf_serving_serves(exported):
+    _, path, _ = exported
+    assert path.endswith("denoise/1")
+    with pytest.raises(FileExistsError):
+        export_saved_model(exported[0], path.rsplit("/denoise", 1)[0], "denoise", 1)
+
+
+def test_float_signature_matches_keras_on_481x321(exported):
+    keras_model, _, loaded = exported
+    x = np.random.default_rng(0).random((1, 321, 481, 1)).astype(np.float32)
+    out = loaded.signatures["serving_default"](image=tf.constant(x), sigma=tf.constant([25.0]))
+    assert list(out) == ["restored"]
+    want = keras_model({"image": x, "noise_level": np.full((1, 1), 25 / 255, np.float32)})
+    assert np.abs(out["restored"].numpy() - np.asarray(want)).max() <= 1e-5
+
+
+def test_png_signature_matches_float_signature_within_rounding(exported):
+    _, _, loaded = exported
+    pixels = (np.random.default_rng(1).random((2, 20, 30, 1)) * 255).round().astype(np.uint8)
+    encoded = tf.stack([tf.io.encode_png(p) for p in pixels])
+    out = loaded.signatures["encoded"](image_bytes=encoded, sigma=tf.constant([25.0, 50.0]))["png_bytes"]
+    floats = loaded.signatures["serving_default"](
+        image=tf.constant(pixels / 255.0, tf.float32), sigma=tf.constant([25.0, 50.0]))["restored"]
+    for png, ref in zip(out.numpy(), floats.numpy()):
+        decoded = tf.io.decode_png(png).numpy() / 255.0
+        assert np.abs(decoded - np.clip(ref, 0, 1)).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "signature, kwargs, match",
+    [
+        ("serving_default", dict(image=tf.zeros([1, 8, 8, 3]), sigma=tf.constant([25.0])), "1 channels"),
+        ("serving_default", dict(image=tf.zeros([1, 1, 8, 1]), sigma=tf.constant([25.0])), "2x2"),
+        ("serving_default", dict(image=tf.zeros([2, 8, 8, 1]), sigma=tf.constant([25.0])), "one value per image"),
+        ("encoded", dict(image_bytes=tf.constant([b"not an image"]), sigma=tf.constant([25.0])), "image format|decode"),
+    ],
+)
+def test_bad_requests_fail_with_a_clear_error(exported, signature, kwargs, match):
+    _, _, loaded = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        loaded.signatures[signature](**kwargs)
+    # The loaded model still serves after a bad request.
+    ok = loaded.signatures["serving_default"](image=tf.zeros([1, 4, 4, 1]), sigma=tf.constant([25.0]))
+    assert ok["restored"].shape == (1, 4, 4, 1)
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, path, _ = exported
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    shown = subprocess.run(cli + ["show", "--dir", path, "--all"], capture_output=True, text=True, check=True)
+    assert "signature_def['serving_default']" in shown.stdout and "signature_def['encoded']" in shown.stdout
+    assert "inputs['image']" in shown.stdout and "outputs['restored']" in shown.stdout
+    np.save(tmp_path / "x.npy", np.full((1, 6, 7, 1), 0.5, np.float32))
+    np.save(tmp_path / "s.npy", np.array([25.0], np.float32))
+    run = subprocess.run(
+        cli + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+               "--inputs", f"image={tmp_path / 'x.npy'};sigma={tmp_path / 's.npy'}",
+               "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert np.load(tmp_path / "out" / "restored.npy").shape == (1, 6, 7, 1)
