@@ -99,6 +99,18 @@ def _evaluate(args):
     return 0
 
 
+def _export(args):
+    from deepam_tf.export import export_saved_model
+    from deepam_tf.models import load_preset
+
+    model = load_preset(args.preset)
+    name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
+    path = export_saved_model(model, args.output, name, args.version)
+    print(f"wrote {path} (serve with: docker run -p 8501:8501 -v $PWD/{args.output}:/models "
+          f"-e MODEL_NAME={name} tensorflow/serving)")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="deepam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +131,13 @@ def _parser():
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
 
+    export = commands.add_parser("export", help="export a preset for serving")
+    export.add_argument("preset", help="preset name or .keras file")
+    export.add_argument("--format", choices=["saved_model"], default="saved_model")
+    export.add_argument("-o", "--output", required=True, help="model base folder")
+    export.add_argument("--name", help="model name (default: the preset's)")
+    export.add_argument("--version", type=int, default=1, help="integer version folder")
+
     train = commands.add_parser("train", help="train (or resume) a model from a config")
     train.add_argument("config", help="training config (JSON), e.g. configs/fast_cpu.json")
     train.add_argument("-o", "--output", required=True, help="run folder (resumes if present)")
@@ -138,6 +157,8 @@ def main(argv=None):
             return _denoise_files(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "train":
             from deepam_tf import train
 

@@ -79,3 +79,14 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert np.load(tmp_path / "out" / "restored.npy").shape == (1, 6, 7, 1)
+
+
+def test_export_command(tmp_path):
+    from deepam_tf import cli
+
+    model = tmp_path / "tiny.keras"
+    DeepAM(stages=1, features=4, depth=3, gamma_layer=2, fusion_layer=1).save(model)
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "serving"), "--version", "3"]) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "serving" / "tiny" / "3"))
+    assert loaded.signatures["serving_default"](image=tf.zeros([1, 5, 5, 1]))["restored"].shape == (1, 5, 5, 1)
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "serving"), "--version", "3"]) == 1
