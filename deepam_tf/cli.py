@@ -100,11 +100,18 @@ def _evaluate(args):
 
 
 def _export(args):
-    from deepam_tf.export import export_saved_model
+    from deepam_tf.export import export_saved_model, export_tflite
     from deepam_tf.models import load_preset
 
     model = load_preset(args.preset)
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
+    if args.format == "tflite":
+        os.makedirs(args.output, exist_ok=True)
+        suffix = "_fp16" if args.float16 else ""
+        path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")
+        export_tflite(model, path, tuple(args.size), args.iterations, args.float16, args.overwrite)
+        print(f"wrote {path}")
+        return 0
     path = export_saved_model(model, args.output, name, args.version)
     print(f"wrote {path} (serve with: docker run -p 8501:8501 -v $PWD/{args.output}:/models "
           f"-e MODEL_NAME={name} tensorflow/serving)")
@@ -133,7 +140,12 @@ def _parser():
 
     export = commands.add_parser("export", help="export a preset for serving")
     export.add_argument("preset", help="preset name or .keras file")
-    export.add_argument("--format", choices=["saved_model"], default="saved_model")
+    export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    export.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
+                        help="static input size (tflite)")
+    export.add_argument("--iterations", type=int, default=30, help="unrolled PCG iterations (tflite)")
+    export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
+    export.add_argument("--overwrite", action="store_true")
     export.add_argument("-o", "--output", required=True, help="model base folder")
     export.add_argument("--name", help="model name (default: the preset's)")
     export.add_argument("--version", type=int, default=1, help="integer version folder")

@@ -1,0 +1,85 @@
+"""TFLite export for phones: static input size, unrolled Jacobi PCG, builtin ops only.
+
+The TFLite GPU delegate has no WHILE op, so the reconstruction runs a fixed number of
+PCG iterations as straight-line ops (``ops.pcg.pcg_unrolled``, same step code as the
+while loop) with the Jacobi preconditioner (no FFT). The export refuses a model that
+still contains WHILE, SHAPE, BROADCAST_TO or Flex (SELECT_TF_OPS) ops.
+"""
+
+import os
+
+import tensorflow as tf
+
+FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE", "READ_VARIABLE")
+DEFAULT_SIZE = (256, 256)
+DEFAULT_ITERATIONS = 30
+
+
+def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner="jacobi"):
+    """A copy of a DeepAM with an unrolled fixed-iteration reconstruction, same weights."""
+    from deepam_tf.models import DeepAM
+
+    config = model.get_config()
+    config.update(unrolled=True, iterations=iterations, preconditioner=preconditioner, tolerance=0.0)
+    clone = DeepAM.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def input_specs(model, size=DEFAULT_SIZE):
+    """``{name: TensorSpec}`` of the static TFLite inputs, in the model's input order."""
+    h, w = size
+    specs = {"image": tf.TensorSpec([1, h, w, model.channels], tf.float32, name="image")}
+    if model.guidance_channels:
+        specs["guidance"] = tf.TensorSpec([1, h, w, model.guidance_channels], tf.float32, name="guidance")
+    if model.noise_level_input:
+        specs["noise_level"] = tf.TensorSpec([1, 1], tf.float32, name="noise_level")
+    return specs
+
+
+def operators(tflite_bytes):
+    """The set of op names in a TFLite flatbuffer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite_bytes)
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False):
+    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W)."""
+    clone = static_copy(model, iterations)
+    specs = input_specs(clone, size)
+    names = list(specs)
+
+    def forward(*args):
+        inputs = dict(zip(names, args))
+        return {"restored": clone(inputs if len(inputs) > 1 else inputs["image"], training=False)}
+
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    function = tf.function(forward, autograph=False).get_concrete_function(*specs.values())
+    frozen = convert_variables_to_constants_v2(function)  # weights as constants, no VAR_HANDLE
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    data = converter.convert()
+    bad = sorted(op for op in operators(data) if any(op.startswith(f) for f in FORBIDDEN_OPS))
+    if bad:
+        raise ValueError(f"the TFLite model has ops the GPU delegate cannot run: {bad}")
+    return data
+
+
+def export_tflite(model, path, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False, overwrite=False):
+    """Writes the TFLite model to ``path`` (atomically); returns the path."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    data = convert(model, size, iterations, float16)
+    tmp = path + ".partial"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+    return path

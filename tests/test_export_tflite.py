@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from deepam_tf import DeepAM
+from deepam_tf.export import tflite
+
+
+def _run(data, feeds):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        name = next(n for n in feeds if n in detail["name"])
+        interpreter.set_tensor(detail["index"], feeds[name])
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return DeepAM(stages=2, features=8, depth=4, gamma_layer=3, fusion_layer=2,
+                  noise_level_input=True, residual_gradients=False)
+
+
+def test_tflite_matches_keras_and_has_builtin_gpu_ops_only(model):
+    data = tflite.convert(model, (40, 56), iterations=12)
+    ops = tflite.operators(data)
+    assert "CONV_2D" in ops
+    assert not {op for op in ops if op.startswith(tflite.FORBIDDEN_OPS)}
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.random((1, 40, 56, 1), np.float32),
+             "noise_level": np.full((1, 1), 0.1, np.float32)}
+    got = _run(data, feeds)
+    want = np.asarray(tflite.static_copy(model, 12)(feeds))
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_unrolled_copy_keeps_weights_and_changes_only_the_solver(model):
+    clone = tflite.static_copy(model, 7)
+    assert clone.unrolled and clone.iterations == 7 and clone.preconditioner == "jacobi"
+    for a, b in zip(model.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_guided_model_converts():
+    guided = DeepAM(stages=1, features=4, depth=4, gamma_layer=3, fusion_layer=2, guidance_channels=3)
+    data = tflite.convert(guided, (16, 16), iterations=3)
+    feeds = {"image": np.ones((1, 16, 16, 1), np.float32), "guidance": np.ones((1, 16, 16, 3), np.float32)}
+    assert _run(data, feeds).shape == (1, 16, 16, 1)
+
+
+def test_export_refuses_to_overwrite(model, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"keep")
+    with pytest.raises(FileExistsError):
+        tflite.export_tflite(model, str(path), (8, 8), 2)
+    assert path.read_bytes() == b"keep"
