@@ -56,3 +56,38 @@ def test_export_refuses_to_overwrite(model, tmp_path):
     with pytest.raises(FileExistsError):
         tflite.export_tflite(model, str(path), (8, 8), 2)
     assert path.read_bytes() == b"keep"
+
+
+LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
+
+
+@pytest.mark.skipif(
+    not __import__("os").path.exists(LAVAPIPE),
+    reason="NO GPU-DELEGATE CHECK: Mesa's lavapipe Vulkan driver is missing "
+    "(apt-get install -t bookworm-backports mesa-vulkan-drivers, as .ci/run does)",
+)
+@pytest.mark.parametrize("precision, bound", [("f32", 1e-5), ("f16", 2e-2)])
+def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound):
+    import os
+    import subprocess
+    import sys
+
+    data = tflite.convert(model, (64, 48), iterations=10)
+    (tmp_path / "m.tflite").write_bytes(data)
+    rng = np.random.default_rng(1)
+    feeds = {"image": rng.random((1, 64, 48, 1), np.float32), "noise_level": np.full((1, 1), 0.1, np.float32)}
+    np.savez(tmp_path / "in.npz", **feeds)
+    runner = os.path.join(os.path.dirname(__file__), "litert_gpu_runner.py")
+    env = {**os.environ, "VK_ICD_FILENAMES": LAVAPIPE}
+    result = subprocess.run(
+        [sys.executable, runner, str(tmp_path / "m.tflite"), str(tmp_path / "in.npz"),
+         str(tmp_path / "out.npy"), precision],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    if result.returncode == 3:
+        pytest.skip(f"NO GPU-DELEGATE CHECK: LiteRT GPU accelerator unavailable: {result.stdout[-300:]}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fully_accelerated=True" in result.stdout
+    error = np.abs(np.load(tmp_path / "out.npy") - _run(data, feeds)).max()
+    print(f"GPU ({precision}) vs CPU TFLite max abs error: {error:.2e}")
+    assert error <= bound
