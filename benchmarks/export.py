@@ -1,0 +1,75 @@
+"""Export benchmark: latency per 256x256 image of the Keras model, the SavedModel and
+the TFLite model (CPU, 2 threads), and the file sizes.
+
+    python benchmarks/export.py --model denoise_blind
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import best_time, markdown_table  # noqa: E402
+
+
+def folder_size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from deepam_tf.export import export_saved_model, tflite
+    from deepam_tf.models import load_preset, presets
+
+    model = load_preset(args.model)
+    n = args.size
+    x = np.random.default_rng(0).random((1, n, n, model.channels), np.float32)
+    feeds = {"image": x}
+    if model.guidance_channels:
+        feeds["guidance"] = np.random.default_rng(1).random((1, n, n, model.guidance_channels), np.float32)
+    if model.noise_level_input:
+        feeds["noise_level"] = np.full((1, 1), 25 / 255, np.float32)
+    keras_inputs = feeds if len(feeds) > 1 else x
+    work = tempfile.mkdtemp()
+    rows = []
+
+    predict = tf.function(lambda inputs: model(inputs, training=False))
+    t = best_time(lambda: predict(keras_inputs).numpy(), repeats=3)
+    keras_file = args.model if os.path.isfile(args.model) else os.path.join(
+        presets.PRESET_DIR, presets.list_presets()[args.model]["file"])
+    rows.append(["Keras (DCT PCG, tol 1e-4)", f"{t * 1e3:.0f}", f"{os.path.getsize(keras_file) / 1e6:.1f}"])
+
+    path = export_saved_model(model, work, "m", 1)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    sm_feeds = {k: tf.constant(v) for k, v in feeds.items() if k != "noise_level"}
+    if model.noise_level_input:
+        sm_feeds["sigma"] = tf.constant([25.0])
+    t = best_time(lambda: serve(**sm_feeds)["restored"].numpy(), repeats=3)
+    rows.append(["SavedModel (TF-Serving)", f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}"])
+
+    for float16 in (False, True):
+        data = tflite.convert(model, (n, n), tflite.DEFAULT_ITERATIONS, float16)
+        interpreter = Interpreter(model_content=data, num_threads=2)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], next(v for k, v in feeds.items() if k in detail["name"]))
+        t = best_time(interpreter.invoke, repeats=3)
+        label = f"TFLite {'fp16 weights' if float16 else 'fp32'} (unrolled Jacobi x{tflite.DEFAULT_ITERATIONS}), 2 threads"
+        rows.append([label, f"{t * 1e3:.0f}", f"{len(data) / 1e6:.1f}"])
+
+    print(f"{args.model}, one {n}x{n} image, CPU\n")
+    print(markdown_table(["format", "ms per image", "size MB"], rows))
+
+
+if __name__ == "__main__":
+    main()
