@@ -19,6 +19,9 @@ def _run(data, feeds):
 
 @pytest.fixture(scope="module")
 def model():
+    import keras
+
+    keras.utils.set_random_seed(0)
     return DeepAM(stages=2, features=8, depth=4, gamma_layer=3, fusion_layer=2,
                   noise_level_input=True, residual_gradients=False)
 
@@ -66,6 +69,8 @@ LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
     reason="NO GPU-DELEGATE CHECK: Mesa's lavapipe Vulkan driver is missing "
     "(apt-get install -t bookworm-backports mesa-vulkan-drivers, as .ci/run does)",
 )
+# Bounds relative to the output's magnitude: fp32 must match; fp16 is measured (about
+# 3e-3 to 2e-2 absolute on outputs of magnitude ~1-3 here) and bounded loosely.
 @pytest.mark.parametrize("precision, bound", [("f32", 1e-5), ("f16", 2e-2)])
 def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound):
     import os
@@ -88,6 +93,7 @@ def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound):
         pytest.skip(f"NO GPU-DELEGATE CHECK: LiteRT GPU accelerator unavailable: {result.stdout[-300:]}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fully_accelerated=True" in result.stdout
-    error = np.abs(np.load(tmp_path / "out.npy") - _run(data, feeds)).max()
-    print(f"GPU ({precision}) vs CPU TFLite max abs error: {error:.2e}")
+    cpu = _run(data, feeds)
+    error = np.abs(np.load(tmp_path / "out.npy") - cpu).max() / max(1.0, np.abs(cpu).max())
+    print(f"GPU ({precision}) vs CPU TFLite max error relative to max|output|: {error:.2e}")
     assert error <= bound
