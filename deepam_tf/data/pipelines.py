@@ -40,9 +40,7 @@ def read_image(path, channels):
     """Reads an 8- or 16-bit PNG, a JPEG, BMP or TIFF as float32 ``[H, W, channels]`` in [0, 1]."""
     path = tf.convert_to_tensor(path)
     lower = tf.strings.lower(path)
-    is_tiff = tf.logical_or(
-        tf.strings.regex_full_match(lower, r".*\.tiff?"), tf.constant(False)
-    )
+    is_tiff = tf.strings.regex_full_match(lower, r".*\.tiff?")
 
     def decode():
         data = tf.io.read_file(path)
