@@ -37,16 +37,11 @@ def _demo(args):
 
 
 def _collect_inputs(inputs):
-    from deepam_tf.data import IMAGE_EXTENSIONS
+    from deepam_tf.data import list_images
 
     files = []
     for item in inputs:
-        if os.path.isdir(item):
-            files += sorted(
-                os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_EXTENSIONS)
-            )
-        else:
-            files.append(item)
+        files += list_images(item) if os.path.isdir(item) else [item]
     return files
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from deepam_tf import metrics
 from deepam_tf.data import list_images
-from deepam_tf.image_io import read_image_file
+from deepam_tf.image_io import read_image_file, rgb_to_gray
 
 PROTOCOL = (
     "clean image in [0,1]; noise N(0,(σ/255)²) from numpy default_rng([seed, index]), "
@@ -26,7 +26,7 @@ def read_gray(path):
     image = read_image_file(path)
     image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
     if image.ndim == 3:
-        image = image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
+        image = rgb_to_gray(image)
     return image
 
 

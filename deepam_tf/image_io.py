@@ -5,6 +5,11 @@ import os
 import numpy as np
 
 
+def rgb_to_gray(image):
+    """ITU-R 601 luma of an ``[H, W, 3+]`` float image, ``[H, W]``."""
+    return image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
+
+
 def read_image_file(path):
     """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``).
 

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from deepam_tf.image_io import rgb_to_gray
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -31,8 +33,7 @@ def _read_tiff(path, channels):
     if image.ndim == 2:
         image = image[:, :, None]
     if channels == 1 and image.shape[-1] >= 3:
-        image = image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
-        image = image[..., None]
+        image = rgb_to_gray(image)[..., None]
     return image[..., :channels].astype(np.float32)
 
 
