@@ -21,7 +21,7 @@ def _demo(args):
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, args.sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, args.sigma)
+        restored = denoise(noisy, args.sigma, tile_size=args.tile_size)
         method = f"DeepAM preset {DEFAULT_DENOISER}"
     else:
         from deepam_tf.classic_am import classic_am
@@ -68,7 +68,8 @@ def _denoise_files(args):
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
             image = read_image_file(source)
-            write_image_file(target, denoise(image, args.sigma, model=model), args.overwrite)
+            restored = denoise(image, args.sigma, model=model, tile_size=args.tile_size)
+            write_image_file(target, restored, args.overwrite)
         except (ValueError, OSError) as error:
             failures.append(str(error))
         if progress:
@@ -113,6 +114,18 @@ def _export(args):
     return 0
 
 
+def _tile_size(text):
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count, 'auto' or 'none', got {text!r}")
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"tile size must be >= 2 pixels, got {value}")
+    return value
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="deepam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +136,9 @@ def _parser():
                          help="output file (one input) or folder (several inputs)")
     denoise.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    denoise.add_argument("--tile-size", type=_tile_size, default="auto",
+                         help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
+                              "tiling is exact, it only bounds memory")
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", required=True, help="preset name or .keras file")

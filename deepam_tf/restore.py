@@ -64,18 +64,18 @@ def check_sigma(sigma):
     return float(sigma)
 
 
-def run_denoiser(model, batch, sigma):
-    """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale)."""
-    import tensorflow as tf
-
-    inputs = tf.constant(batch, tf.float32)
+def run_denoiser(model, batch, sigma, tile_size="auto"):
+    """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale), tiled
+    exactly (see :func:`deepam_tf.models.tiling.tiled_predict`); ``tile_size=None`` runs
+    the whole image at once."""
+    inputs = np.asarray(batch, np.float32)
     if getattr(model, "noise_level_input", False):
-        level = tf.fill([batch.shape[0], 1], sigma / 255.0)
+        level = np.full((inputs.shape[0], 1), sigma / 255.0, np.float32)
         inputs = {"image": inputs, "noise_level": level}
-    return np.asarray(model(inputs, training=False))
+    return model.predict(inputs, verbose=0, tile_size=tile_size)
 
 
-def denoise(image, sigma=None, model=DEFAULT_DENOISER):
+def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
     Args:
@@ -85,6 +85,8 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER):
         sigma: noise standard deviation on the 0–255 scale whatever the dtype; ``None``
             estimates it (logged on the ``deepam_tf`` logger).
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`.
+        tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
+            ``None`` (whole image at once). Tiling is exact: the result does not change.
 
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
@@ -99,4 +101,4 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER):
     sigma = check_sigma(sigma)
     if isinstance(model, str):
         model = load_preset(model)
-    return back(unbatch(run_denoiser(model, batch, sigma)))
+    return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))

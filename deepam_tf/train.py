@@ -86,6 +86,16 @@ def train_dataset(config, data_root=None):
     )
 
 
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' callback with the resumed epoch kept: Keras 3 starts its epoch counter at 0
+    after a resume, so backups written before the next epoch end record epoch 0 and a
+    second interruption would rerun every epoch."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._current_epoch = getattr(self.model, "_initial_epoch", None) or 0
+
+
 def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     """Trains (or resumes) the config's model into ``output_dir``; returns the model.
 
@@ -98,7 +108,7 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     model = build_model(config)
     model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)
     callbacks = [
-        keras.callbacks.BackupAndRestore(
+        BackupAndRestore(
             os.path.join(output_dir, "backup"), save_freq=config.get("backup_every_steps", "epoch")
         ),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "model.keras")),

@@ -53,12 +53,10 @@ def test_train_writes_checkpoints_and_logs(tmp_path):
     assert not (out / "backup").exists()  # removed once the run completes
 
 
-def test_killed_run_resumes_where_it_stopped(tmp_path):
-    config = _config(tmp_path)
-    config["epochs"] = 3
+def _run_killed_at(tmp_path, config, out, iteration):
+    """Trains in a subprocess that dies hard (no cleanup) when the optimizer reaches
+    ``iteration``; returns the backup's metadata."""
     (tmp_path / "config.json").write_text(json.dumps(config))
-    out = tmp_path / "run"
-    # A callback that kills the process hard in epoch 2, after a backup at step 2.
     script = f"""
 import os
 import keras
@@ -66,7 +64,7 @@ from deepam_tf import train
 
 class Kill(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == 5:
+        if int(self.model.optimizer.iterations.numpy()) == {iteration}:
             os._exit(3)
 
 fit = keras.Model.fit
@@ -76,10 +74,28 @@ train.train(train.load_config({str(tmp_path / "config.json")!r}), {str(out)!r},
 """
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert killed.returncode == 3, killed.stderr[-2000:]
-    metadata = json.loads((out / "backup" / "training_metadata.json").read_text())
-    assert metadata["epoch"] == 1  # killed during the second epoch
+    return json.loads((out / "backup" / "training_metadata.json").read_text())
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    config = _config(tmp_path)
+    config["epochs"] = 3
+    out = tmp_path / "run"
+    # Killed in epoch 2, after a backup at step 4.
+    assert _run_killed_at(tmp_path, config, out, 5)["epoch"] == 1
     model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
     # Resumed from the backup at step 4 (a restart would end at 3 x 3 = 9 steps): Keras
     # restores the mid-epoch weights and optimizer, then reruns epoch 2 and runs epoch 3.
     assert int(model.optimizer.iterations.numpy()) == 4 + 2 * 3
     assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+def test_run_killed_twice_in_the_same_epoch_keeps_its_epoch(tmp_path):
+    """Keras 3's BackupAndRestore writes epoch 0 into backups made after a resume and
+    before the next epoch end, so a second kill would restart at epoch 1; ours keeps it."""
+    config = _config(tmp_path)
+    config["epochs"] = 3
+    out = tmp_path / "run"
+    assert _run_killed_at(tmp_path, config, out, 5)["epoch"] == 1
+    # Resumed at step 4 in epoch 2: backup at step 6, killed at step 7 (still epoch 2).
+    assert _run_killed_at(tmp_path, config, out, 7)["epoch"] == 1

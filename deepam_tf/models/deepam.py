@@ -196,6 +196,31 @@ class DeepAM(keras.Model):
         self._check_inputs(inputs)
         return super().call(inputs, training=training, mask=mask)
 
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, tile_size=None):
+        """Keras ``predict``, plus ``tile_size`` (pixels or ``"auto"``): run each stage's
+        CNNs tile by tile and the reconstruction on the whole image, which bounds memory
+        and gives the untiled result (see :mod:`deepam_tf.models.tiling`)."""
+        if tile_size is None:
+            return super().predict(
+                x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
+            )
+        import numpy as np
+
+        from deepam_tf.models.tiling import tiled_predict
+
+        first = x["image"] if isinstance(x, dict) else x
+        total = int(first.shape[0])
+        size = batch_size or 32
+        chunks = []
+        for start in range(0, total, size):
+            part = (
+                {key: value[start:start + size] for key, value in x.items()}
+                if isinstance(x, dict)
+                else x[start:start + size]
+            )
+            chunks.append(tiled_predict(self, part, tile_size))
+        return np.concatenate(chunks, axis=0)
+
     def get_config(self):
         return {
             "name": self.name,
