@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from deepam_tf import layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402
 from deepam_tf.models import DeepAM, list_presets, load_preset  # noqa: E402
-from deepam_tf.restore import denoise  # noqa: E402
+from deepam_tf.restore import denoise, restore_with_nir, upsample_depth  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -20,4 +20,6 @@ __all__ = [
     "load_preset",
     "metrics",
     "ops",
+    "restore_with_nir",
+    "upsample_depth",
 ]

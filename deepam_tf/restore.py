@@ -7,6 +7,7 @@ import numpy as np
 logger = logging.getLogger("deepam_tf")
 
 DEFAULT_DENOISER = "denoise_blind"
+DEFAULT_NIR_MODEL = "rgbnir_blind"
 MAX_SIGMA = 255.0
 
 
@@ -102,3 +103,126 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     if isinstance(model, str):
         model = load_preset(model)
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))
+
+
+def _load(model):
+    from deepam_tf.models import load_preset
+
+    return load_preset(model) if isinstance(model, str) else model
+
+
+def _same_size(a, b, names):
+    if a.shape[:2] != b.shape[:2]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same height and width, got "
+            f"{a.shape[:2]} and {b.shape[:2]}"
+        )
+
+
+def _channels(image, channels, name):
+    """``[H, W]`` / ``[H, W, C]`` -> ``[H, W, channels]``, or a ValueError."""
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] != channels:
+        raise ValueError(f"{name} must have shape [H, W, {channels}]"
+                         + (" or [H, W]" if channels == 1 else "") + f", got {image.shape}")
+    if min(image.shape[:2]) < 2:
+        raise ValueError(f"{name} must be at least 2x2 pixels, got {image.shape}")
+    return image
+
+
+def fill_holes(depth):
+    """Zeros (missing depth) replaced by the nearest valid value; ValueError if all zero."""
+    from scipy import ndimage
+
+    holes = depth == 0
+    if not holes.any():
+        return depth
+    if holes.all():
+        raise ValueError("depth has no valid (non-zero) pixel")
+    index = ndimage.distance_transform_edt(holes, return_distances=False, return_indices=True)
+    return depth[tuple(index)]
+
+
+def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto"):
+    """RGB-guided depth super-resolution with a DeepAM depth preset.
+
+    Args:
+        depth_lr: low-resolution depth ``[h, w]`` (or ``[h, w, 1]``): uint8 (the
+            paper's [0, 255] protocol), uint16 or float. Zeros are holes: they are filled
+            with the nearest valid depth before upsampling. NaN/Inf raise.
+        rgb: the aligned high-resolution colour image ``[scale h, scale w, 3]`` (uint8,
+            uint16 or float in [0, 1]).
+        scale: integer upsampling factor.
+        model: preset name (default ``f"depth_x{scale}"``), ``.keras`` path or model.
+        tile_size: see :func:`denoise`.
+
+    Returns:
+        The high-resolution depth ``[H, W]`` (``[H, W, 1]`` if the input had a channel
+        axis) in the input's dtype. uint8 depth is processed on its own scale; other
+        dtypes are mapped linearly from their [min, max] to [0, 1] and back.
+    """
+    from deepam_tf.data.degradations import upsample_bilinear
+
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 2:
+        raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+    depth_lr = np.asarray(depth_lr)
+    squeeze = depth_lr.ndim == 2
+    depth = _channels(depth_lr, 1, "depth_lr")[..., 0]
+    if depth.dtype.kind not in "uif":
+        raise ValueError(f"depth_lr must be an integer or float array, got dtype {depth.dtype}")
+    if depth.dtype.kind == "f" and not np.all(np.isfinite(depth)):
+        raise ValueError("depth_lr contains NaN or Inf (mark missing depth with 0)")
+    rgb01, _ = to_unit_range(rgb, "rgb")
+    rgb01 = _channels(rgb01, 3, "rgb")
+    expected = (depth.shape[0] * scale, depth.shape[1] * scale)
+    if rgb01.shape[:2] != expected:
+        raise ValueError(
+            f"rgb is {rgb01.shape[0]}x{rgb01.shape[1]} but depth_lr {depth.shape[0]}x"
+            f"{depth.shape[1]} times scale {scale} is {expected[0]}x{expected[1]}"
+        )
+    depth = fill_holes(depth).astype(np.float64)
+    if depth_lr.dtype == np.uint8:
+        low, span = 0.0, 255.0
+    else:
+        low, span = float(depth.min()), float(depth.max() - depth.min()) or 1.0
+    depth01 = ((depth - low) / span).astype(np.float32)
+    upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
+    model = _load(model or f"depth_x{scale}")
+    inputs = {"image": upsampled[None], "guidance": rgb01[None]}
+    restored = model.predict(inputs, verbose=0, tile_size=tile_size)[0, ..., 0]
+    result = restored.astype(np.float64) * span + low
+    if depth_lr.dtype.kind in "ui":
+        info = np.iinfo(depth_lr.dtype)
+        result = np.clip(np.round(result), info.min, info.max)
+    result = result.astype(depth_lr.dtype)
+    return result if squeeze else result[..., None]
+
+
+def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="auto"):
+    """Removes Gaussian noise from an RGB image guided by an aligned near-infrared image.
+
+    Args:
+        rgb: noisy colour image ``[H, W, 3]``; uint8, uint16 or float nominally in [0, 1].
+        nir: the aligned NIR image ``[H, W]`` or ``[H, W, 1]``, same H and W.
+        sigma: noise level on the 0–255 scale; ``None`` estimates it from ``rgb``.
+        model: preset name, ``.keras`` path or model (an RGB model guided by one channel).
+        tile_size: see :func:`denoise`.
+
+    Returns:
+        The restored RGB image, same shape, dtype and range as ``rgb``.
+    """
+    unit, back = to_unit_range(rgb, "rgb")
+    unit = _channels(unit, 3, "rgb")
+    nir01, _ = to_unit_range(nir, "nir")
+    nir01 = _channels(nir01, 1, "nir")
+    _same_size(unit, nir01, ("rgb", "nir"))
+    if sigma is None:
+        sigma = estimate_sigma(unit)
+        logger.info("estimated sigma %.2f (0-255 scale)", sigma)
+    sigma = check_sigma(sigma)
+    model = _load(model)
+    inputs = {"image": unit[None], "guidance": nir01[None]}
+    if getattr(model, "noise_level_input", False):
+        inputs["noise_level"] = np.full((1, 1), sigma / 255.0, np.float32)
+    return back(model.predict(inputs, verbose=0, tile_size=tile_size)[0])

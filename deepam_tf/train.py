@@ -21,6 +21,7 @@ import os
 import keras
 
 from deepam_tf import data
+from deepam_tf.data import splits
 from deepam_tf.models import DeepAM
 
 
@@ -67,18 +68,36 @@ def build_optimizer(config):
 def degradation_for(config):
     """The on-the-fly degradation a config trains with."""
     spec = config["data"]
+    if spec.get("task", "denoise") == "depth_sr":
+        return data.DepthDownsampling(spec["scale"])
     noise_level_input = config["model"].get("noise_level_input", False)
     if "sigma_range" in spec:
         return data.GaussianNoise(sigma_range=spec["sigma_range"], noise_level_input=noise_level_input)
     return data.GaussianNoise(sigma=spec["sigma"], noise_level_input=noise_level_input)
 
 
+def train_samples(config, data_root=None):
+    """The clean training samples of a config: ``{"image"}`` for denoising,
+    ``{"image", "guidance"}`` for the joint tasks (``data.task``: ``"depth_sr"`` trains
+    on the depth sets minus the test scenes, ``"rgb_nir"`` on the RGB/NIR training split)."""
+    spec = config["data"]
+    root = data.data_dir(data_root)
+    task = spec.get("task", "denoise")
+    if task == "denoise":
+        files = data.list_images(os.path.join(root, spec["train"]))
+        return data.image_dataset(files, spec.get("channels", 1))
+    if task == "depth_sr":
+        return data.paired_dataset(splits.depth_train_pairs(root), 1, 3)
+    if task == "rgb_nir":
+        return data.paired_dataset(splits.rgb_nir_pairs(root, "train"), 3, 1)
+    raise ValueError(f"unknown task {task!r} in the config's data section")
+
+
 def train_dataset(config, data_root=None):
     """The infinite training batches of a config."""
     spec = config["data"]
-    files = data.list_images(os.path.join(data.data_dir(data_root), spec["train"]))
     return data.patch_dataset(
-        data.image_dataset(files, spec.get("channels", 1)),
+        train_samples(config, data_root),
         degradation_for(config),
         patch_size=spec.get("patch_size", 32),
         batch_size=spec.get("batch_size", 16),

@@ -93,3 +93,80 @@ def test_evaluate_follows_the_protocol(tmp_path):
     evaluate.write_tables(rows, str(tmp_path / "table"), "identity")
     assert "Protocol" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "table.csv").read_text().count("\n") == 4
+
+
+@pytest.fixture(scope="module")
+def depth_model_path(tmp_path_factory):
+    """A small untrained depth-SR DeepAM (identity on its bilinear input)."""
+    path = tmp_path_factory.mktemp("model") / "depth.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, guidance_channels=3).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def nir_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "nir.keras"
+    DeepAM(stages=1, channels=3, guidance_channels=1, noise_level_input=True, features=8, depth=4,
+           gamma_layer=3, fusion_layer=2).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_upsample_depth_keeps_dtype_range_and_samples(depth_model_path, dtype):
+    from deepam_tf import upsample_depth
+
+    rng = np.random.default_rng(0)
+    depth = rng.integers(30, 220, (12, 10)).astype(dtype)
+    if dtype == np.float32:
+        depth = depth / 40.0  # metres, say
+    rgb = skimage.data.astronaut()[:48, :40]
+    high = upsample_depth(depth, rgb, 4, model=depth_model_path)
+    assert high.shape == (48, 40) and high.dtype == depth.dtype
+    # The untrained model returns its bilinear input: samples kept, range kept.
+    tolerance = 1 if dtype != np.float32 else 1e-3 * depth.max()
+    np.testing.assert_allclose(high[::4, ::4].astype(float), depth.astype(float), atol=tolerance)
+    assert upsample_depth(depth[..., None], rgb, 4, model=depth_model_path).shape == (48, 40, 1)
+
+
+def test_upsample_depth_fills_holes(depth_model_path):
+    from deepam_tf import upsample_depth
+
+    depth = np.full((8, 8), 100, np.uint8)
+    depth[3:5, 3:5] = 0
+    high = upsample_depth(depth, np.zeros((32, 32, 3), np.uint8), 4, model=depth_model_path)
+    assert np.all(np.abs(high.astype(int) - 100) <= 1)
+
+
+@pytest.mark.parametrize(
+    "depth, rgb, scale, match",
+    [
+        (np.ones((8, 8), np.uint8), np.zeros((30, 32, 3), np.uint8), 4, "times scale 4"),
+        (np.ones((8, 8), np.uint8), np.zeros((32, 32, 3), np.uint8), 2.5, "scale"),
+        (np.ones((8, 8), np.uint8), np.zeros((32, 32), np.uint8), 4, r"rgb must have shape \[H, W, 3\]"),
+        (np.full((8, 8), np.nan, np.float32), np.zeros((32, 32, 3), np.uint8), 4, "NaN"),
+        (np.zeros((8, 8), np.uint8), np.zeros((32, 32, 3), np.uint8), 4, "no valid"),
+        (np.ones((8, 8, 3), np.uint8), np.zeros((32, 32, 3), np.uint8), 4, "depth_lr must have shape"),
+    ],
+    ids=["size", "scale", "gray_rgb", "nan", "all_holes", "rgb_as_depth"],
+)
+def test_upsample_depth_bad_input(depth_model_path, depth, rgb, scale, match):
+    from deepam_tf import upsample_depth
+
+    with pytest.raises(ValueError, match=match):
+        upsample_depth(depth, rgb, scale, model=depth_model_path)
+
+
+def test_restore_with_nir_keeps_layout(nir_model_path):
+    from deepam_tf import restore_with_nir
+
+    rgb = skimage.data.astronaut()[:40, :36]
+    nir = rgb[..., 0]
+    out = restore_with_nir(rgb, nir, 25, model=nir_model_path)
+    assert out.shape == rgb.shape and out.dtype == rgb.dtype
+    np.testing.assert_allclose(out.astype(float), rgb.astype(float), atol=1)  # untrained: identity
+    with pytest.raises(ValueError, match="same height and width"):
+        restore_with_nir(rgb, nir[:-1], 25, model=nir_model_path)
+    with pytest.raises(ValueError, match=r"nir must have shape \[H, W, 1\]"):
+        restore_with_nir(rgb, rgb, 25, model=nir_model_path)
+    with pytest.raises(ValueError, match="sigma"):
+        restore_with_nir(rgb, nir, -3, model=nir_model_path)

@@ -35,6 +35,13 @@ def test_configs_in_repo_build():
         optimizer = train.build_optimizer(config)
         model = train.build_model(config)
         assert model.stages == 3
+    for name, guidance in [("depth_sr_x4.json", 3), ("depth_sr_x8.json", 3),
+                           ("depth_sr_x16.json", 3), ("rgb_nir.json", 1)]:
+        config = train.load_config(os.path.join(root, name))
+        train.build_optimizer(config)
+        assert train.build_model(config).guidance_channels == guidance
+        assert isinstance(train.degradation_for(config),
+                          train.data.DepthDownsampling if guidance == 3 else train.data.GaussianNoise)
     paper = train.load_config(os.path.join(root, "paper.json"))
     assert paper["epochs"] * paper["steps_per_epoch"] * paper["data"]["batch_size"] >= 20 * 1e5
     assert type(train.build_optimizer(paper)).__name__ == "SGD"

@@ -2,7 +2,13 @@
 
 import os
 
-from deepam_tf.data.degradations import GaussianNoise
+from deepam_tf.data.degradations import (
+    DepthDownsampling,
+    GaussianNoise,
+    downsample_nearest,
+    upsample_bilinear,
+)
+from deepam_tf.data.pairs import find_overlaps, list_pairs, pair_key, paired_dataset
 from deepam_tf.data.pipelines import (
     IMAGE_EXTENSIONS,
     evaluation_dataset,
@@ -28,7 +34,14 @@ def data_dir(path=None):
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DepthDownsampling",
     "GaussianNoise",
+    "downsample_nearest",
+    "find_overlaps",
+    "list_pairs",
+    "pair_key",
+    "paired_dataset",
+    "upsample_bilinear",
     "data_dir",
     "evaluation_dataset",
     "image_dataset",

@@ -112,6 +112,8 @@ def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0,
         seed: the whole stream (image order, crops, augmentation, noise) follows from it.
         augmentation: random flips and 90° rotations.
     """
+    if hasattr(degradation, "prepare"):
+        samples = samples.map(degradation.prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
     counter = tf.data.Dataset.counter()
     seeds = counter.map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
     images = samples.repeat().shuffle(256, seed=seed)
