@@ -1,4 +1,4 @@
-"""The ``deepam`` command: denoise, evaluate, train."""
+"""The ``deepam`` command: denoise, upsample-depth, restore-nir, evaluate, export, train."""
 
 import argparse
 import os
@@ -80,6 +80,31 @@ def _denoise_files(args):
     return 1 if failures else 0
 
 
+def _upsample_depth(args):
+    from deepam_tf.restore import upsample_depth
+
+    depth = read_image_file(args.depth)
+    rgb = read_image_file(args.rgb)
+    high = upsample_depth(depth, rgb, args.scale, model=args.model, tile_size=args.tile_size)
+    write_image_file(args.output, high, args.overwrite)
+    print(f"wrote {args.output} ({high.shape[1]}x{high.shape[0]}, x{args.scale})")
+    return 0
+
+
+def _restore_nir(args):
+    from deepam_tf.restore import DEFAULT_NIR_MODEL, restore_with_nir
+
+    rgb = read_image_file(args.rgb)
+    nir = read_image_file(args.nir)
+    if nir.ndim == 3:
+        raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
+    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model or DEFAULT_NIR_MODEL,
+                                tile_size=args.tile_size)
+    write_image_file(args.output, restored, args.overwrite)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _evaluate(args):
     from deepam_tf import data, evaluate
     from deepam_tf.models import load_preset
@@ -140,6 +165,24 @@ def _parser():
                          help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
                               "tiling is exact, it only bounds memory")
 
+    depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
+    depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")
+    depth.add_argument("--rgb", required=True, help="aligned high-resolution colour image")
+    depth.add_argument("--scale", type=int, required=True, help="upsampling factor (4, 8, 16)")
+    depth.add_argument("--model", help="preset or .keras file (default depth_x<scale>)")
+    depth.add_argument("--tile-size", type=_tile_size, default="auto")
+    depth.add_argument("--overwrite", action="store_true")
+    depth.add_argument("-o", "--output", required=True)
+
+    nir = commands.add_parser("restore-nir", help="denoise RGB guided by an aligned NIR image")
+    nir.add_argument("--rgb", required=True, help="noisy colour image")
+    nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
+    nir.add_argument("--sigma", type=float, help="noise level, 0-255 scale (default: estimated)")
+    nir.add_argument("--model", help="preset or .keras file (default rgbnir_blind)")
+    nir.add_argument("--tile-size", type=_tile_size, default="auto")
+    nir.add_argument("--overwrite", action="store_true")
+    nir.add_argument("-o", "--output", required=True)
+
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", required=True, help="preset name or .keras file")
     evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
@@ -178,6 +221,10 @@ def main(argv=None):
                 _demo(args)
                 return 0
             return _denoise_files(args)
+        if args.command == "upsample-depth":
+            return _upsample_depth(args)
+        if args.command == "restore-nir":
+            return _restore_nir(args)
         if args.command == "evaluate":
             return _evaluate(args)
         if args.command == "export":
@@ -191,6 +238,10 @@ def main(argv=None):
     except (ValueError, OSError) as error:
         print(f"deepam: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Outputs are written to a temporary file and renamed: none is half-written.
+        print("deepam: interrupted; outputs written so far are complete", file=sys.stderr)
+        return 130
     return 0
 
 

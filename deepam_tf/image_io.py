@@ -10,10 +10,21 @@ def rgb_to_gray(image):
     return image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
 
 
+def _is_cmyk(path):
+    try:
+        from PIL import Image
+
+        with Image.open(path) as handle:
+            return handle.mode == "CMYK"
+    except Exception:
+        return False
+
+
 def read_image_file(path):
     """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``).
 
-    An alpha channel is dropped. Raises ``ValueError`` naming the file when it is missing,
+    An alpha channel is dropped, CMYK is converted to RGB, 1-bit images become 0/255.
+    Raises ``ValueError`` naming the file when it is missing,
     empty or not a readable image.
     """
     import imageio.v3 as iio
@@ -27,6 +38,10 @@ def read_image_file(path):
     except Exception as error:  # imageio raises many types for corrupt data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: not a readable image ({reason})") from None
+    if image.ndim == 3 and image.shape[-1] == 4 and _is_cmyk(path):
+        image = np.asarray(iio.imread(path, mode="RGB"))
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
     if image.ndim == 3 and image.shape[-1] in (2, 4):
         image = image[..., :-1]  # drop alpha
         if image.shape[-1] == 1:

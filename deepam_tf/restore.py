@@ -9,6 +9,10 @@ logger = logging.getLogger("deepam_tf")
 DEFAULT_DENOISER = "denoise_blind"
 DEFAULT_NIR_MODEL = "rgbnir_blind"
 MAX_SIGMA = 255.0
+# Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
+# 0-255 scale still stays inside with overwhelming probability).
+FLOAT_RANGE = (-1.5, 2.5)
+MIN_ESTIMATED_SIGMA = 0.5  # a clean image estimates ~0: denoise it very lightly
 
 
 def to_unit_range(image, name="image"):
@@ -28,6 +32,13 @@ def to_unit_range(image, name="image"):
     if image.dtype.kind == "f":
         if not np.all(np.isfinite(image)):
             raise ValueError(f"{name} contains NaN or Inf")
+        low, high = float(image.min()), float(image.max())
+        if low < FLOAT_RANGE[0] or high > FLOAT_RANGE[1]:
+            raise ValueError(
+                f"{name} is float with values in [{low:g}, {high:g}]; float images must be "
+                f"on the [0, 1] scale (noise may push them slightly outside): divide a "
+                f"0-255 image by 255, or pass it as uint8"
+            )
         dtype = image.dtype
 
         def restore(result):
@@ -35,7 +46,8 @@ def to_unit_range(image, name="image"):
 
         return image.astype(np.float32), restore
     raise ValueError(
-        f"{name} must be uint8, uint16 or float in [0, 1], got dtype {image.dtype}"
+        f"{name} must be uint8, uint16 or float in [0, 1], got dtype {image.dtype}; convert "
+        f"integer images to uint8 (values 0-255) or uint16 (0-65535) first"
     )
 
 
@@ -92,16 +104,19 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
     """
-    from deepam_tf.models import load_preset
+    from deepam_tf.models.tiling import check_memory
 
+    if sigma is not None:
+        sigma = check_sigma(sigma)
+    model = _load(model)
+    shape = np.shape(image)
+    if len(shape) in (2, 3):
+        check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
     unit, back = to_unit_range(image)
     batch, unbatch = _layout(unit)
     if sigma is None:
-        sigma = estimate_sigma(unit)
+        sigma = check_sigma(max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA))
         logger.info("estimated sigma %.2f (0-255 scale)", sigma)
-    sigma = check_sigma(sigma)
-    if isinstance(model, str):
-        model = load_preset(model)
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))
 
 

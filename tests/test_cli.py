@@ -44,3 +44,39 @@ def test_folder_run_goes_past_bad_files_and_never_overwrites_inputs(tmp_path, ca
     code = cli.main(["denoise", str(inputs / "a.png"), "-o", str(inputs / "a.png"), "--model", str(model),
                      "--overwrite"])
     assert code == 1 and (inputs / "a.png").read_bytes() == originals["a.png"]
+
+
+def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
+    import imageio.v3 as iio
+    import numpy as np
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    small = dict(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2)
+    DeepAM(guidance_channels=3, **small).save(tmp_path / "depth.keras")
+    DeepAM(channels=3, guidance_channels=1, noise_level_input=True, **small).save(tmp_path / "nir.keras")
+    rgb = skimage.data.astronaut()[:64, :48]
+    iio.imwrite(tmp_path / "rgb.png", rgb)
+    iio.imwrite(tmp_path / "depth.png", rgb[::4, ::4, 0])
+    iio.imwrite(tmp_path / "nir.png", rgb[..., 0])
+    out = tmp_path / "high.png"
+    args = ["upsample-depth", "--depth", str(tmp_path / "depth.png"), "--rgb", str(tmp_path / "rgb.png"),
+            "--scale", "4", "--model", str(tmp_path / "depth.keras"), "-o", str(out)]
+    assert cli.main(args) == 0
+    assert iio.imread(out).shape == (64, 48)
+    x8 = [a if a != "4" else "8" for a in args[:-1]] + [str(tmp_path / "x8.png")]
+    assert cli.main(x8) == 1
+    assert "times scale 8" in capsys.readouterr().err
+    nir_out = tmp_path / "restored.png"
+    nir_args = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "nir.png"),
+                "--sigma", "25", "--model", str(tmp_path / "nir.keras"), "-o", str(nir_out)]
+    assert cli.main(nir_args) == 0
+    assert iio.imread(nir_out).shape == (64, 48, 3)
+    assert cli.main(nir_args) == 1  # refuses to overwrite
+    assert "exists" in capsys.readouterr().err
+    wrong = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "rgb.png"),
+             "--sigma", "25", "--model", str(tmp_path / "nir.keras"), "-o", str(tmp_path / "x.png")]
+    assert cli.main(wrong) == 1
+    assert "single-channel" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

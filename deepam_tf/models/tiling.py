@@ -20,6 +20,11 @@ MIN_TILE = 32
 TILE_MEMORY_FRACTION = 8  # a tile may use 1/8 of the available memory ...
 MAX_TILE_BYTES = 1 << 30  # ... and at most 1 GiB
 
+# Full-image float32 maps alive during a stage, per image channel: the image, u, v (2),
+# γ, and the PCG's right-hand side, iterate, residual, search direction, preconditioned
+# residual, operator output and diagonal, with copies between numpy and TensorFlow.
+FULL_IMAGE_MAPS_PER_CHANNEL = 20
+
 _STAGE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
@@ -70,6 +75,19 @@ def auto_tile_size(model, batch=1, memory=None):
     per_pixel = BYTES_PER_PIXEL_64_FEATURES * max(1, batch) * model.features / 64
     side = int(np.sqrt(budget / per_pixel))
     return int(np.clip(side // 32 * 32, MIN_TILE, MAX_AUTO_TILE))
+
+
+def check_memory(model, batch, height, width, memory=None):
+    """ValueError naming the sizes when the whole-image maps of the reconstruction
+    cannot fit in the available memory (the CNN part is tiled, the solve is not)."""
+    memory = available_memory() if memory is None else memory
+    need = FULL_IMAGE_MAPS_PER_CHANNEL * 4 * batch * height * width * (model.channels + model.guidance_channels)
+    if need > memory:
+        raise ValueError(
+            f"a {batch}x{height}x{width} input ({batch * height * width / 1e6:.0f} MP) needs "
+            f"about {need / 2**30:.1f} GiB for the whole-image reconstruction, but only "
+            f"{memory / 2**30:.1f} GiB is available; split the image or use a larger machine"
+        )
 
 
 def tile_grid(height, width, tile_size, margin):
@@ -126,18 +144,17 @@ def _stage_functions(model):
 
 
 def _as_arrays(model, inputs):
-    """The model's input (tensor or dict) as float32 numpy: image, guidance, level."""
-    if isinstance(inputs, dict):
-        model._check_inputs(inputs)
-        image = np.asarray(inputs["image"], np.float32)
-        guidance = inputs.get("guidance")
-        level = inputs.get("noise_level")
-    else:
-        model._check_inputs(inputs)
-        image, guidance, level = np.asarray(inputs, np.float32), None, None
-    batch, height, width = image.shape[:3]
+    """The model's input (tensor or dict) as float32 numpy: image, guidance, level;
+    shapes and memory are checked before anything is copied."""
+    model._check_inputs(inputs)
+    named = inputs if isinstance(inputs, dict) else {"image": inputs}
+    batch, height, width = tuple(named["image"].shape)[:3]
+    check_memory(model, batch, height, width)
+    image = np.asarray(named["image"], np.float32)
+    guidance = named.get("guidance")
     guidance = (np.zeros((batch, height, width, 1), np.float32) if guidance is None
                 else np.asarray(guidance, np.float32))
+    level = named.get("noise_level")
     level = np.zeros((batch, 1), np.float32) if level is None else np.asarray(level, np.float32)
     return image, guidance, level
 

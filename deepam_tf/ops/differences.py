@@ -33,8 +33,22 @@ def _forward_difference_adjoint(p, axis):
     )
 
 
+def _checked(t, name, even_channels=False):
+    """``t`` as a tensor; ValueError unless it is a rank-4 float tensor (with an even
+    channel count for ``even_channels``)."""
+    t = tf.convert_to_tensor(t)
+    if not t.dtype.is_floating:
+        raise ValueError(f"{name} must be a float tensor (float32 or float64 for the solve), got {t.dtype.name}")
+    if t.shape.rank != 4:
+        raise ValueError(f"{name} must have shape [B, H, W, C], got rank {t.shape.rank}")
+    if even_channels and t.shape[-1] is not None and t.shape[-1] % 2:
+        raise ValueError(f"{name} must have 2C channels (x then y differences), got {t.shape[-1]}")
+    return t
+
+
 def gradient(u):
     """Forward differences ``D u``: ``[B, H, W, C] -> [B, H, W, 2C]`` (x then y)."""
+    u = _checked(u, "u")
     return tf.concat([_forward_difference(u, 2), _forward_difference(u, 1)], axis=-1)
 
 
@@ -43,12 +57,13 @@ def gradient_adjoint(v):
 
     ``<gradient(u), v> == <u, gradient_adjoint(v)>`` for all u, v.
     """
-    vx, vy = tf.split(v, 2, axis=-1)
+    vx, vy = tf.split(_checked(v, "v", even_channels=True), 2, axis=-1)
     return _forward_difference_adjoint(vx, 2) + _forward_difference_adjoint(vy, 1)
 
 
 def neumann_laplacian(u):
     """``DᵀD u``: the positive semi-definite (negated) Laplacian with Neumann boundaries."""
+    u = _checked(u, "u")
     return _forward_difference_adjoint(_forward_difference(u, 2), 2) + (
         _forward_difference_adjoint(_forward_difference(u, 1), 1)
     )

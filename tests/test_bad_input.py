@@ -1,0 +1,158 @@
+"""The README's bad-input table, one test per row: what a new user might feed the
+command line or the one-call API, and the clear outcome each gets."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from deepam_tf import DeepAM, cli, denoise
+from deepam_tf.image_io import read_image_file, write_image_file
+from deepam_tf.models import tiling
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(path)
+    return str(path)
+
+
+def _run(args, capsys):
+    code = cli.main(args)
+    return code, capsys.readouterr().err
+
+
+def test_empty_file(tmp_path, model_path, capsys):
+    (tmp_path / "empty.png").write_bytes(b"")
+    code, err = _run(["denoise", str(tmp_path / "empty.png"), "-o", str(tmp_path / "o.png"),
+                      "--model", model_path], capsys)
+    assert code == 1 and "empty.png: empty file" in err and not (tmp_path / "o.png").exists()
+
+
+def test_text_file_named_png(tmp_path):
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(ValueError, match="notes.png: not a readable image"):
+        read_image_file(str(tmp_path / "notes.png"))
+
+
+def test_truncated_png(tmp_path):
+    iio.imwrite(tmp_path / "full.png", skimage.data.camera())
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.png: not a readable image.*truncated"):
+        read_image_file(str(tmp_path / "cut.png"))
+
+
+def test_16_bit_png_round_trips_as_16_bit(tmp_path, model_path):
+    image = skimage.data.camera()[:40, :40].astype(np.uint16) * 257
+    iio.imwrite(tmp_path / "deep.png", image)
+    assert cli.main(["denoise", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"),
+                     "--model", model_path]) == 0
+    out = iio.imread(tmp_path / "out.png")
+    assert out.dtype == np.uint16 and out.shape == image.shape
+
+
+def test_one_pixel_image(model_path):
+    with pytest.raises(ValueError, match="at least 2x2"):
+        denoise(np.zeros((1, 1), np.uint8), 25, model=model_path)
+
+
+def test_rgba_drops_alpha(tmp_path):
+    rgba = np.dstack([skimage.data.astronaut()[:20, :20], np.full((20, 20), 128, np.uint8)])
+    iio.imwrite(tmp_path / "a.png", rgba)
+    np.testing.assert_array_equal(read_image_file(str(tmp_path / "a.png")), rgba[..., :3])
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    rgb = skimage.data.astronaut()[:64, :64]
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
+    image = read_image_file(str(tmp_path / "c.jpg"))
+    assert image.shape == (64, 64, 3)
+    assert np.abs(image.astype(int) - rgb).mean() < 6  # JPEG loss only, not CMY as RGB
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_an_array(model_path, bad):
+    image = np.full((8, 8), 0.5, np.float32)
+    image[3, 3] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        denoise(image, 25, model=model_path)
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((8, 8), 200.0, np.float32), r"float images must be on the \[0, 1\] scale"),
+        (np.full((8, 8), 300, np.int32), "convert integer images to uint8"),
+        (np.full((8, 8), -5, np.int16), "convert integer images to uint8"),
+    ],
+    ids=["float_0_255", "int32_above_255", "negative_int16"],
+)
+def test_array_outside_its_range(model_path, image, match):
+    with pytest.raises(ValueError, match=match):
+        denoise(image, 25, model=model_path)
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path, model_path, capsys):
+    iio.imwrite(tmp_path / "in.png", skimage.data.camera()[:16, :16])
+    (tmp_path / "out.png").write_bytes(b"precious")
+    args = ["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", model_path]
+    code, err = _run(args, capsys)
+    assert code == 1 and "--overwrite" in err
+    assert (tmp_path / "out.png").read_bytes() == b"precious"
+    assert cli.main(args + ["--overwrite"]) == 0
+    assert iio.imread(tmp_path / "out.png").shape == (16, 16)
+
+
+def test_output_folder_that_cannot_be_written(tmp_path, model_path, capsys):
+    iio.imwrite(tmp_path / "in.png", skimage.data.camera()[:16, :16])
+    (tmp_path / "file").write_text("a file, not a folder")
+    code, err = _run(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "file" / "o.png"),
+                      "--model", model_path], capsys)
+    assert code == 1 and "does not exist" in err
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """Ctrl-C while a file is being written: no output, no temporary file left."""
+    import imageio.v3
+
+    def interrupted(path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio.v3, "imwrite", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_image_file(str(tmp_path / "o.png"), np.zeros((4, 4), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_folder_run(tmp_path, model_path, monkeypatch, capsys):
+    from deepam_tf import restore
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in "abc":
+        iio.imwrite(inputs / f"{name}.png", skimage.data.camera()[:16, :16])
+    calls = []
+    real = restore.denoise
+
+    def stop_at_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restore, "denoise", stop_at_second)
+    code, err = _run(["denoise", str(inputs), "-o", str(tmp_path / "out"), "--model", model_path], capsys)
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_huge_image_is_refused_before_any_copy(model_path, monkeypatch):
+    monkeypatch.setattr(tiling, "available_memory", lambda: 64 << 20)
+    huge = np.broadcast_to(np.uint8(7), (4000, 3000))  # 12 MP, no memory of its own
+    with pytest.raises(ValueError, match="12 MP.*GiB is available"):
+        denoise(huge, 25, model=model_path)
