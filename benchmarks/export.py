@@ -1,7 +1,8 @@
 """Export benchmark: latency per 256x256 image of the Keras model, the SavedModel and
-the TFLite model (CPU, 2 threads), and the file sizes.
+the TFLite model (CPU, 2 threads), the file sizes, and the PSNR each reaches, for several
+unrolled PCG iteration counts (which picks the TFLite default on trained weights).
 
-    python benchmarks/export.py --model denoise_blind
+    python benchmarks/export.py --model denoise_blind [--iterations 10 20 30 50]
 """
 
 import argparse
@@ -23,6 +24,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, nargs="+", default=[10, 20, 30, 50],
+                        help="unrolled Jacobi-PCG iterations to compare (fp32)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -70,15 +73,16 @@ def main():
     psnr = quality(serve(**sm_feeds)["restored"])
     rows.append(["SavedModel (TF-Serving)", f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", psnr])
 
-    for float16 in (False, True):
-        data = tflite.convert(model, (n, n), tflite.DEFAULT_ITERATIONS, float16)
+    variants = [(False, k) for k in args.iterations] + [(True, tflite.DEFAULT_ITERATIONS)]
+    for float16, iterations in variants:
+        data = tflite.convert(model, (n, n), iterations, float16)
         interpreter = Interpreter(model_content=data, num_threads=2)
         interpreter.allocate_tensors()
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], next(v for k, v in feeds.items() if k in detail["name"]))
         t = best_time(interpreter.invoke, repeats=3)
         psnr = quality(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
-        label = f"TFLite {'fp16 weights' if float16 else 'fp32'} (unrolled Jacobi x{tflite.DEFAULT_ITERATIONS}), 2 threads"
+        label = f"TFLite {'fp16 weights' if float16 else 'fp32'} (unrolled Jacobi x{iterations}), 2 threads"
         rows.append([label, f"{t * 1e3:.0f}", f"{len(data) / 1e6:.1f}", psnr])
 
     print(f"{args.model}, one {n}x{n} crop of camera with σ=25 noise, CPU\n")

@@ -1,0 +1,71 @@
+"""The ready-to-serve copies in exported/ match the package's presets: a test that fails
+when a preset is retrained and exported/ is not refreshed (``deepam export``; see
+exported/README.md)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepam_tf.export import tflite
+from deepam_tf.models import list_presets, load_preset
+
+EXPORTED = os.path.join(os.path.dirname(__file__), "..", "exported")
+MANIFEST = os.path.join(EXPORTED, "manifest.json")
+
+
+def _manifest():
+    with open(MANIFEST) as handle:
+        return json.load(handle)
+
+
+def test_every_released_preset_is_exported():
+    presets = {name for name, info in list_presets().items() if info.get("released")}
+    if not presets:
+        pytest.skip("no released preset yet: nothing to export")
+    assert set(_manifest()) == presets
+
+
+def _inputs(model, size, seed=0):
+    rng = np.random.default_rng(seed)
+    feeds = {"image": rng.uniform(0, 1, (1,) + size + (model.channels,)).astype(np.float32)}
+    if model.guidance_channels:
+        feeds["guidance"] = rng.uniform(0, 1, (1,) + size + (model.guidance_channels,)).astype(np.float32)
+    if model.noise_level_input:
+        feeds["noise_level"] = np.full((1, 1), 25 / 255, np.float32)
+    return feeds
+
+
+@pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])
+def test_saved_model_matches_the_preset(name):
+    entry = _manifest()[name]
+    model = load_preset(name)
+    feeds = _inputs(model, (48, 40))
+    want = np.asarray(model(feeds if len(feeds) > 1 else feeds["image"], training=False))
+    loaded = tf.saved_model.load(os.path.join(EXPORTED, entry["saved_model"]), tags=["serve"])
+    served = {k: tf.constant(v) for k, v in feeds.items() if k != "noise_level"}
+    if model.noise_level_input:
+        served["sigma"] = tf.constant([25.0])
+    got = loaded.signatures["serving_default"](**served)["restored"].numpy()
+    assert np.max(np.abs(got - want)) <= 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])
+def test_tflite_matches_the_preset(name):
+    from ai_edge_litert.interpreter import Interpreter
+
+    entry = _manifest()[name]
+    model = load_preset(name)
+    size = tuple(entry["tflite_size"])
+    feeds = _inputs(model, size)
+    static = tflite.static_copy(model, entry["tflite_iterations"])
+    want = np.asarray(static(feeds if len(feeds) > 1 else feeds["image"], training=False))
+    interpreter = Interpreter(model_path=os.path.join(EXPORTED, entry["tflite"]))
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], next(v for k, v in feeds.items() if k in detail["name"]))
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert np.max(np.abs(got - want)) <= 1e-4
