@@ -92,14 +92,13 @@ def _upsample_depth(args):
 
 
 def _restore_nir(args):
-    from deepam_tf.restore import DEFAULT_NIR_MODEL, restore_with_nir
+    from deepam_tf.restore import restore_with_nir
 
     rgb = read_image_file(args.rgb)
     nir = read_image_file(args.nir)
     if nir.ndim == 3:
         raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
-    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model or DEFAULT_NIR_MODEL,
-                                tile_size=args.tile_size)
+    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model, tile_size=args.tile_size)
     write_image_file(args.output, restored, args.overwrite)
     print(f"wrote {args.output}")
     return 0
@@ -151,6 +150,15 @@ def _tile_size(text):
     return value
 
 
+def _restoration_options(command, default_model):
+    command.add_argument("--model", default=None if "<" in default_model else default_model,
+                         help=f"preset name or .keras file (default {default_model})")
+    command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    command.add_argument("--tile-size", type=_tile_size, default="auto",
+                         help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
+                              "tiling is exact, it only bounds memory")
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="deepam", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,29 +167,21 @@ def _parser():
     denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
     denoise.add_argument("-o", "--output", default="deepam_camera.png",
                          help="output file (one input) or folder (several inputs)")
-    denoise.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
-    denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    denoise.add_argument("--tile-size", type=_tile_size, default="auto",
-                         help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
-                              "tiling is exact, it only bounds memory")
+    _restoration_options(denoise, "denoise_blind")
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
     depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")
     depth.add_argument("--rgb", required=True, help="aligned high-resolution colour image")
     depth.add_argument("--scale", type=int, required=True, help="upsampling factor (4, 8, 16)")
-    depth.add_argument("--model", help="preset or .keras file (default depth_x<scale>)")
-    depth.add_argument("--tile-size", type=_tile_size, default="auto")
-    depth.add_argument("--overwrite", action="store_true")
     depth.add_argument("-o", "--output", required=True)
+    _restoration_options(depth, "depth_x<scale>")
 
     nir = commands.add_parser("restore-nir", help="denoise RGB guided by an aligned NIR image")
     nir.add_argument("--rgb", required=True, help="noisy colour image")
     nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
     nir.add_argument("--sigma", type=float, help="noise level, 0-255 scale (default: estimated)")
-    nir.add_argument("--model", help="preset or .keras file (default rgbnir_blind)")
-    nir.add_argument("--tile-size", type=_tile_size, default="auto")
-    nir.add_argument("--overwrite", action="store_true")
     nir.add_argument("-o", "--output", required=True)
+    _restoration_options(nir, "rgbnir_blind")
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", required=True, help="preset name or .keras file")
