@@ -96,7 +96,8 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
             in [0, 1] (noisy floats slightly outside it are fine). Colour channels are
             denoised one by one with the grayscale model.
         sigma: noise standard deviation on the 0–255 scale whatever the dtype; ``None``
-            estimates it (logged on the ``deepam_tf`` logger).
+            takes a fixed-σ preset's σ (``"denoise_sigma25"``) or estimates it (logged
+            on the ``deepam_tf`` logger).
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`.
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
@@ -104,8 +105,11 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
     """
+    from deepam_tf.models import list_presets
     from deepam_tf.models.tiling import check_memory
 
+    if sigma is None and isinstance(model, str):
+        sigma = list_presets().get(model, {}).get("sigma")  # fixed-σ presets
     if sigma is not None:
         sigma = check_sigma(sigma)
     model = _load(model)

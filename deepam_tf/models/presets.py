@@ -53,3 +53,14 @@ def save_preset(model, name, **metadata):
     index[name] = {"file": file, **metadata}
     with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
         json.dump(index, handle, indent=2, sort_keys=True)
+
+
+def add_alias(name, target, **metadata):
+    """Registers preset ``name`` as another name of ``target``'s weights (e.g. a fixed-σ
+    entry for a noise-level-conditioned model), with its own ``metadata``."""
+    index = _index()
+    if target not in index:
+        raise ValueError(f"unknown preset {target!r}")
+    index[name] = {"file": index[target]["file"], "alias_of": target, **metadata}
+    with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
+        json.dump(index, handle, indent=2, sort_keys=True)
