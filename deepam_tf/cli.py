@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from deepam_tf.image_io import read_image_file, write_image_file
+from deepam_tf.restore import DEFAULT_DENOISER, DEFAULT_NIR_MODEL
 
 
 def _demo(args):
@@ -15,7 +16,7 @@ def _demo(args):
 
     from deepam_tf import metrics
     from deepam_tf.models import list_presets
-    from deepam_tf.restore import DEFAULT_DENOISER, denoise
+    from deepam_tf.restore import denoise
 
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
@@ -167,7 +168,7 @@ def _parser():
     denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
     denoise.add_argument("-o", "--output", default="deepam_camera.png",
                          help="output file (one input) or folder (several inputs)")
-    _restoration_options(denoise, "denoise_blind")
+    _restoration_options(denoise, DEFAULT_DENOISER)
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
     depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")
@@ -181,7 +182,7 @@ def _parser():
     nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
     nir.add_argument("--sigma", type=float, help="noise level, 0-255 scale (default: estimated)")
     nir.add_argument("-o", "--output", required=True)
-    _restoration_options(nir, "rgbnir_blind")
+    _restoration_options(nir, DEFAULT_NIR_MODEL)
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", required=True, help="preset name or .keras file")

@@ -143,13 +143,13 @@ def _stage_functions(model):
     return functions
 
 
-def _as_arrays(model, inputs):
+def _as_arrays(model, inputs, memory):
     """The model's input (tensor or dict) as float32 numpy: image, guidance, level;
     shapes and memory are checked before anything is copied."""
     model._check_inputs(inputs)
     named = inputs if isinstance(inputs, dict) else {"image": inputs}
     batch, height, width = tuple(named["image"].shape)[:3]
-    check_memory(model, batch, height, width)
+    check_memory(model, batch, height, width, memory)
     image = np.asarray(named["image"], np.float32)
     guidance = named.get("guidance")
     guidance = (np.zeros((batch, height, width, 1), np.float32) if guidance is None
@@ -172,18 +172,19 @@ def tiled_predict(model, inputs, tile_size="auto"):
     Returns:
         float32 numpy array ``[B, H, W, C]``.
     """
-    image, guidance, level = _as_arrays(model, inputs)
+    memory = available_memory()
+    image, guidance, level = _as_arrays(model, inputs, memory)
     batch, height, width = image.shape[:3]
     if tile_size == "auto":
-        tile_size = auto_tile_size(model, batch)
+        tile_size = auto_tile_size(model, batch, memory)
     if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 2:
         raise ValueError(f"tile_size must be an integer >= 2 or 'auto', got {tile_size!r}")
     margin = receptive_radius(model)
     tiles = tile_grid(height, width, int(tile_size), margin)
     u = image
+    v = np.empty((batch, height, width, 2 * model.channels), np.float32)
+    gamma = np.empty((batch, height, width, model.channels), np.float32)
     for cnn, solve in _stage_functions(model):
-        v = np.empty((batch, height, width, 2 * model.channels), np.float32)
-        gamma = np.empty((batch, height, width, model.channels), np.float32)
         for (y0, y1, x0, x1), (wy0, wy1, wx0, wx1) in tiles:
             v_tile, gamma_tile = cnn(
                 u[:, wy0:wy1, wx0:wx1], guidance[:, wy0:wy1, wx0:wx1], level
