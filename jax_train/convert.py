@@ -1,0 +1,62 @@
+"""Loads weights trained by ``train.py`` into the Keras DeepAM and saves a ``.keras`` file.
+
+    python jax_train/convert.py out/depth_x8.npz depth_x8.keras
+
+Every Keras weight must be found by path with the same shape, and no trained weight
+may be left over: a mismatch is an error, never a partial load.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+
+def weights_of(path):
+    """``(config, {keras path: array}, training log or None)`` of a ``train.py`` output."""
+    pack = np.load(path)
+    config = json.loads(str(pack["config"]))
+    weights = {k[len("weight:"):]: pack[k] for k in pack.files if k.startswith("weight:")}
+    log = json.loads(str(pack["log"])) if "log" in pack.files else None
+    return config, weights, log
+
+
+def load_into(model, weights):
+    """Assigns ``weights`` to ``model`` by Keras weight path (all or nothing)."""
+    paths = {w.path: w for w in model.weights}
+    missing = sorted(set(paths) - set(weights))
+    extra = sorted(set(weights) - set(paths))
+    if missing or extra:
+        raise ValueError(f"weights do not match the model: missing {missing[:5]}, extra {extra[:5]}")
+    for path, variable in paths.items():
+        if tuple(variable.shape) != weights[path].shape:
+            raise ValueError(f"{path}: model shape {tuple(variable.shape)}, weights {weights[path].shape}")
+    for path, variable in paths.items():
+        variable.assign(weights[path])
+    return model
+
+
+def convert(path, output):
+    from deepam_tf import train
+
+    config, weights, log = weights_of(path)
+    config = dict(config, model={k: v for k, v in config["model"].items()})
+    model = load_into(train.build_model(config), weights)
+    if os.path.exists(output):
+        raise FileExistsError(f"{output} exists; not overwritten")
+    model.save(output)
+    print(f"{output}: {len(weights)} weights" + (f", {log['steps']} steps on {log['device']}" if log else ""))
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights")
+    parser.add_argument("output")
+    args = parser.parse_args(argv)
+    convert(args.weights, args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One GPU session's training jobs, run side by side on one GPU (the device tool's machine
+# has JAX, not TensorFlow). Usage:
+#   jax_train/gpu_session.sh PACK_DIR OUT_DIR SECONDS [INIT_DIR [JOB ...]]
+# PACK_DIR holds pack.py's denoise.npz, depth.npz and rgb_nir.npz. With INIT_DIR, each job
+# continues from INIT_DIR/NAME.npz (an earlier session's output) with a new seed. JOB
+# names pick a subset of the jobs below (default: all). LR_FACTOR (default 1) scales every
+# job's peak learning rate, e.g. 0.3 for a continuation.
+set -u
+packs=$1; out=$2; seconds=$3; init=${4:-}; shift $(( $# < 4 ? $# : 4 )); jobs=" ${*:-all} "
+work=$(mktemp -d)
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+nvidia-smi -L
+python3 -c "import jax, optax; print('jax', jax.__version__, 'optax', optax.__version__, jax.devices())"
+run() {  # name pack extra-args...
+    local name=$1 pack=$2; shift 2
+    [[ $jobs == " all " || $jobs == *" $name "* ]] || return 0
+    local start=() args=("$@")
+    local i
+    for i in "${!args[@]}"; do
+        [[ ${args[$i]} == --learning-rate ]] && args[$((i + 1))]=$(python3 -c "print(${args[$((i + 1))]} * ${LR_FACTOR:-1})")
+    done
+    [[ -n $init ]] && start=(--init "$init/$name.npz" --seed 1)
+    timeout $((${seconds%.*} + 60)) python3 jax_train/train.py "$packs/$pack" "$work/$name.npz" \
+        --seconds "$seconds" --save-every 45 "${start[@]}" "${args[@]}" 2>&1 \
+        | grep -v -E "^(WARNING|I0000|E0000)" | sed "s|$work/||" >> "$out/train.log" &
+}
+run denoise_blind_lr2e-4 denoise.npz --batch-size 64 --patch-size 32 --learning-rate 2e-4
+run denoise_blind_lr5e-5 denoise.npz --batch-size 64 --patch-size 32 --learning-rate 5e-5
+run depth_x4 depth.npz --scale 4 --batch-size 16 --patch-size 64 --learning-rate 1e-3
+run depth_x8 depth.npz --scale 8 --batch-size 16 --patch-size 64 --learning-rate 1e-3
+run depth_x16 depth.npz --scale 16 --batch-size 16 --patch-size 64 --learning-rate 1e-3
+run rgbnir_blind rgb_nir.npz --batch-size 16 --patch-size 64 --learning-rate 1e-3
+wait
+for f in "$work"/*.npz; do case $f in *.tmp.npz) ;; *) cp "$f" "$out"/ ;; esac; done
+grep -E "compiled|steps in|Error|error" "$out/train.log"
+ls -la "$out"

@@ -1,0 +1,77 @@
+"""Packs a training config's data and initial weights into one ``.npz`` for ``train.py``.
+
+Runs where ``deepam_tf`` (TensorFlow) is installed::
+
+    python jax_train/pack.py configs/depth_sr_x4.json gpu_pack/depth.npz
+    python jax_train/pack.py configs/fast_cpu.json gpu_pack/denoise.npz --preset denoise_blind
+
+The images are stored as uint8 (all training sets here are 8-bit); the initial weights
+are a fresh Keras initialisation of the config's model (``--seed``) or a preset's
+weights, keyed by Keras weight path.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import degrade  # noqa: E402
+
+
+def _as_uint8(array, what):
+    scaled = np.round(array * 255.0)
+    if np.abs(scaled - array * 255.0).max() > 1e-3 or scaled.min() < 0 or scaled.max() > 255:
+        raise ValueError(f"{what} is not 8-bit data; pack.py stores uint8 only")
+    return scaled.astype(np.uint8)
+
+
+def pack(config_path, output, preset=None, seed=0, data_root=None):
+    import keras
+    import tensorflow as tf
+
+    from deepam_tf import data, train
+    from deepam_tf.models import presets
+
+    config = train.load_config(config_path)
+    arrays = {"config": np.array(json.dumps(config))}
+    samples = list(train.train_samples(config, data_root).as_numpy_iterator())
+    scale = config["data"].get("scale")
+    for i, sample in enumerate(samples):
+        arrays[f"image_{i}"] = _as_uint8(sample["image"], f"training image {i}")
+        if "guidance" in sample:
+            arrays[f"guidance_{i}"] = _as_uint8(sample["guidance"], f"guidance image {i}")
+        if scale:
+            expected = data.DepthDownsampling(scale).prepare({"image": tf.constant(sample["image"])})
+            got = degrade.depth_input(arrays[f"image_{i}"] / np.float32(255), scale)
+            gap = np.abs(expected["degraded"].numpy() - got).max()
+            if gap > 1e-5:
+                raise AssertionError(f"numpy depth degradation differs from deepam_tf's by {gap}")
+    if preset:
+        model = presets.load_preset(preset)
+    else:
+        keras.utils.set_random_seed(seed)
+        model = train.build_model(config)
+    for weight in model.weights:
+        arrays["weight:" + weight.path] = keras.ops.convert_to_numpy(weight)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    np.savez_compressed(output, **arrays)
+    print(f"{output}: {len(samples)} samples, {len(model.weights)} weights, "
+          f"{os.path.getsize(output) / 1e6:.1f} MB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("output")
+    parser.add_argument("--preset", help="start from this preset's weights")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    pack(args.config, args.output, args.preset, args.seed, args.data_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The JAX port used for GPU training (jax_train/) computes what the Keras model does."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "jax_train"))
+import convert  # noqa: E402
+import deepam_jax  # noqa: E402
+import degrade  # noqa: E402
+
+from deepam_tf.data import DepthDownsampling  # noqa: E402
+from deepam_tf.models import DeepAM  # noqa: E402
+from deepam_tf.ops import differences, reconstruction  # noqa: E402
+
+jax.config.update("jax_enable_x64", False)
+
+
+def _random_weights(model, seed):
+    # Random batch-norm statistics and a nonzero last layer, so every weight matters.
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = keras.ops.convert_to_numpy(w)
+        if w.path.endswith("moving_variance"):
+            value = rng.uniform(0.5, 2.0, value.shape)
+        elif w.path.endswith(("moving_mean", "beta", "bias")):
+            value = rng.normal(0, 0.1, value.shape)
+        elif w.path.endswith("gamma") and "bn" in w.path:
+            value = rng.uniform(0.5, 1.5, value.shape)
+        else:
+            value = rng.normal(0, np.sqrt(1.0 / np.prod(value.shape[:-1])), value.shape)
+        w.assign(value.astype(np.float32))
+    return {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(stages=2, channels=1, noise_level_input=True),
+     dict(stages=2, channels=3, guidance_channels=1, noise_level_input=True),
+     dict(stages=1, channels=1, guidance_channels=3)],
+)
+def test_forward_matches_keras(kwargs):
+    model = DeepAM(**kwargs)
+    weights = _random_weights(model, 0)
+    rng = np.random.default_rng(1)
+    inputs = {"image": rng.uniform(0, 1, (2, 23, 30, kwargs["channels"])).astype(np.float32)}
+    if kwargs.get("guidance_channels"):
+        inputs["guidance"] = rng.uniform(0, 1, (2, 23, 30, kwargs["guidance_channels"])).astype(np.float32)
+    if kwargs.get("noise_level_input"):
+        inputs["noise_level"] = np.array([[0.05], [0.2]], np.float32)
+    expected = model(inputs if len(inputs) > 1 else inputs["image"], training=False).numpy()
+    params, stats = deepam_jax.split_weights(weights)
+    options = deepam_jax.model_options(kwargs)
+    got, updates = deepam_jax.forward(params, stats, inputs, options, training=False)
+    assert updates == {}
+    np.testing.assert_allclose(np.asarray(got), expected, atol=2e-4)
+
+
+def test_reconstruction_gradient_matches_tensorflow():
+    rng = np.random.default_rng(2)
+    f = rng.uniform(0, 1, (2, 12, 9, 1)).astype(np.float32)
+    v = rng.normal(0, 0.1, (2, 12, 9, 2)).astype(np.float32)
+    gamma = rng.uniform(0.01, 1.0, (2, 12, 9, 1)).astype(np.float32)
+    weight = rng.normal(size=f.shape).astype(np.float32)
+    tensors = [tf.constant(a) for a in (f, v, gamma)]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        loss = tf.reduce_sum(weight * reconstruction.reconstruct(*tensors, tolerance=1e-7))
+    expected = tape.gradient(loss, tensors)
+    solve = deepam_jax.make_reconstruct(30, 1e-7)
+    got = jax.grad(lambda *a: jnp.sum(weight * solve(*a)), argnums=(0, 1, 2))(f, v, gamma)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(np.asarray(g), e.numpy(), atol=1e-4)
+
+
+def test_difference_operators_match():
+    u = np.random.default_rng(3).normal(size=(1, 7, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(deepam_jax.gradient(u), differences.gradient(u).numpy(), atol=1e-6)
+    v = np.random.default_rng(4).normal(size=(1, 7, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        deepam_jax.gradient_adjoint(v), differences.gradient_adjoint(v).numpy(), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_depth_degradation_matches(scale):
+    depth = np.random.default_rng(5).uniform(0, 1, (37, 50, 1)).astype(np.float32)
+    expected = DepthDownsampling(scale).prepare({"image": tf.constant(depth)})["degraded"].numpy()
+    np.testing.assert_allclose(degrade.depth_input(depth, scale), expected, atol=1e-6)
+
+
+def test_training_step_moves_batch_norm_statistics_like_keras():
+    model = DeepAM(stages=1, channels=1)
+    weights = _random_weights(model, 6)
+    x = np.random.default_rng(7).uniform(0, 1, (4, 16, 16, 1)).astype(np.float32)
+    model(x, training=True)  # Keras updates the moving statistics in place
+    params, stats = deepam_jax.split_weights(weights)
+    _, updates = deepam_jax.forward(params, stats, {"image": x}, deepam_jax.model_options({"stages": 1}), training=True)
+    for w in model.weights:
+        if w.path in updates:
+            np.testing.assert_allclose(np.asarray(updates[w.path]), w.numpy(), atol=1e-4, err_msg=w.path)
+    assert len(updates) == 2 * 9
+
+
+def test_convert_refuses_mismatched_weights(tmp_path):
+    model = DeepAM(stages=1, channels=1)
+    weights = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    weights.pop(next(iter(weights)))
+    with pytest.raises(ValueError, match="missing"):
+        convert.load_into(DeepAM(stages=1, channels=1), weights)
