@@ -1,6 +1,7 @@
 """One-call restoration on numpy images: dtype, range and layout in, the same out."""
 
 import logging
+import os
 
 import numpy as np
 
@@ -124,10 +125,20 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))
 
 
+_LOADED = {}
+
+
 def _load(model):
+    """A preset name or ``.keras`` path as a model, loaded once per process (a path is
+    reloaded when its file changes), so repeated calls reuse the model and its traces."""
     from deepam_tf.models import load_preset
 
-    return load_preset(model) if isinstance(model, str) else model
+    if not isinstance(model, str):
+        return model
+    key = (model, os.path.getmtime(model) if os.path.isfile(model) else None)
+    if key not in _LOADED:
+        _LOADED[key] = load_preset(model)
+    return _LOADED[key]
 
 
 def _same_size(a, b, names):
@@ -224,7 +235,8 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     Args:
         rgb: noisy colour image ``[H, W, 3]``; uint8, uint16 or float nominally in [0, 1].
         nir: the aligned NIR image ``[H, W]`` or ``[H, W, 1]``, same H and W.
-        sigma: noise level on the 0–255 scale; ``None`` estimates it from ``rgb``.
+        sigma: noise level on the 0–255 scale; ``None`` takes a fixed-σ preset's σ
+            (``"rgbnir_sigma25"``) or estimates it from ``rgb``.
         model: preset name, ``.keras`` path or model (an RGB model guided by one channel).
         tile_size: see :func:`denoise`.
 
@@ -236,8 +248,12 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
+    if sigma is None and isinstance(model, str):
+        from deepam_tf.models import list_presets
+
+        sigma = list_presets().get(model, {}).get("sigma")  # fixed-σ presets
     if sigma is None:
-        sigma = estimate_sigma(unit)
+        sigma = max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA)
         logger.info("estimated sigma %.2f (0-255 scale)", sigma)
     sigma = check_sigma(sigma)
     model = _load(model)

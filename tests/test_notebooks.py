@@ -13,7 +13,8 @@ MACHINE_PATHS = ("/tmp/", "/root/", "/home/", "/work/", "site-packages")
 
 def test_there_are_tutorials():
     assert {"01_quickstart_denoising.ipynb", "02_train_with_model_fit.ipynb",
-            "03_inside_deepam.ipynb", "05_export_serving_tflite.ipynb"} <= set(NOTEBOOKS)
+            "03_inside_deepam.ipynb", "04_depth_sr_and_rgb_nir.ipynb",
+            "05_export_serving_tflite.ipynb"} <= set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

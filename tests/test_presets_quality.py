@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import skimage.data
 
-from deepam_tf import denoise, list_presets, metrics
+from deepam_tf import baselines, data, denoise, list_presets, metrics, restore_with_nir, upsample_depth
 
 DENOISERS = [n for n, meta in list_presets().items()
              if meta.get("task") == "denoise" and "alias_of" not in meta]
-ALIASES = [n for n, meta in list_presets().items() if "alias_of" in meta]
+ALIASES = [n for n, meta in list_presets().items()
+           if "alias_of" in meta and meta.get("task") == "denoise"]
+NIR_ALIASES = [n for n, meta in list_presets().items()
+               if "alias_of" in meta and meta.get("task") == "rgb_nir"]
 
 
 @pytest.mark.parametrize("name", DENOISERS)
@@ -27,3 +30,47 @@ def test_fixed_sigma_alias_uses_its_sigma(name):
     clean = skimage.data.camera()[:64, :64].astype(np.float32) / 255.0
     noisy = clean + np.random.default_rng(1).normal(0, meta["sigma"] / 255, clean.shape).astype(np.float32)
     np.testing.assert_array_equal(denoise(noisy, model=name), denoise(noisy, meta["sigma"], model=meta["alias_of"]))
+
+
+DEPTH = [n for n, meta in list_presets().items() if meta.get("task") == "depth_sr"]
+RGB_NIR = [n for n, meta in list_presets().items()
+           if meta.get("task") == "rgb_nir" and "alias_of" not in meta]
+
+
+@pytest.mark.parametrize("name", DEPTH)
+def test_shipped_depth_model_beats_bilinear(name):
+    # Floor: the BMP (δ=3) on the synthetic scene must stay under the recorded ceiling,
+    # which was set from the measured value and is well under bilinear's.
+    meta = list_presets()[name]
+    scale = meta["scale"]
+    depth, rgb = data.depth_scene(256, seed=0)
+    low = depth[::scale, ::scale]
+    truth = depth.astype(np.float32)
+    deepam = metrics.bad_matching_percentage(truth, upsample_depth(low, rgb, scale, model=name), 3.0)
+    bilinear = metrics.bad_matching_percentage(truth, baselines.bilinear_upsample(low, scale), 3.0)
+    assert deepam <= meta["scene_bmp_ceiling"] < bilinear, (name, deepam, bilinear)
+
+
+@pytest.mark.parametrize("name", RGB_NIR)
+@pytest.mark.parametrize("sigma", [25, 50])
+def test_shipped_rgb_nir_model_restores_noisy_rgb(name, sigma):
+    # skimage's astronaut with its own luminance as a stand-in NIR image.
+    meta = list_presets()[name]
+    clean = skimage.data.astronaut()[100:228, 150:278].astype(np.float32) / 255.0
+    nir = clean @ np.float32([0.299, 0.587, 0.114])
+    noisy = clean + np.random.default_rng(2).normal(0, sigma / 255, clean.shape).astype(np.float32)
+    gain = metrics.psnr(clean, np.clip(restore_with_nir(noisy, nir, sigma, model=name), 0, 1)) - \
+        metrics.psnr(clean, np.clip(noisy, 0, 1))
+    assert gain >= meta["astronaut_gain_floor"][str(sigma)], (name, sigma, gain)
+
+
+@pytest.mark.parametrize("name", NIR_ALIASES)
+def test_fixed_sigma_rgb_nir_alias_uses_its_sigma(name):
+    meta = list_presets()[name]
+    clean = skimage.data.astronaut()[:48, :40].astype(np.float32) / 255.0
+    nir = clean.mean(-1)
+    noisy = clean + np.random.default_rng(3).normal(0, meta["sigma"] / 255, clean.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        restore_with_nir(noisy, nir, model=name),
+        restore_with_nir(noisy, nir, meta["sigma"], model=meta["alias_of"]),
+    )

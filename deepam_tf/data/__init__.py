@@ -8,6 +8,7 @@ from deepam_tf.data.degradations import (
     downsample_nearest,
     upsample_bilinear,
 )
+from deepam_tf.data.synthetic import depth_scene
 from deepam_tf.data.pairs import find_overlaps, list_pairs, pair_key, paired_dataset
 from deepam_tf.data.pipelines import (
     IMAGE_EXTENSIONS,
@@ -43,6 +44,7 @@ __all__ = [
     "paired_dataset",
     "upsample_bilinear",
     "data_dir",
+    "depth_scene",
     "evaluation_dataset",
     "image_dataset",
     "list_images",
