@@ -74,12 +74,15 @@ def main():
     parser.add_argument("--model-pattern", default="depth_x{scale}")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-deepam", action="store_true", help="baselines only")
+    parser.add_argument("--sets", nargs="+", default=["middlebury10", "nyu"],
+                        choices=["middlebury10", "nyu"])
     args = parser.parse_args()
     from deepam_tf.models import list_presets, load_preset
 
     root = data.data_dir(args.data_dir)
     scenes = [(data.pair_key(d), read_image_file(d), read_image_file(r))
-              for d, r in splits.depth_test_pairs(root)]
+              for d, r in splits.depth_test_pairs(root)] if "middlebury10" in args.sets else []
+    nyu = nyu_scenes(root) if "nyu" in args.sets else []
     summary, nyu_summary = [], []
     for scale in args.scales:
         name = args.model_pattern.format(scale=scale)
@@ -88,44 +91,47 @@ def main():
             model = load_preset(name)
         elif not args.no_deepam:
             print(f"(no preset {name}: DeepAM row skipped)")
-        per_method = {}
-        for method, fn in methods(scale, model).items():
-            bmp, rmse, seconds = [], [], 0.0
-            for scene, depth, rgb in scenes:
-                region = crop(depth, scale)
-                truth = depth[region].astype(np.float32)
-                lr = truth[::scale, ::scale]
-                start = time.perf_counter()
-                estimate = fn(lr, rgb[region])
-                seconds += time.perf_counter() - start
-                bmp.append(metrics.bad_matching_percentage(truth, estimate, 3.0))
-                rmse.append(metrics.rmse(truth, estimate))
-            per_method[method] = (np.mean(bmp), np.mean(rmse), seconds / len(scenes), bmp)
-            print(f"x{scale} {method}: BMP {np.mean(bmp):.2f} RMSE {np.mean(rmse):.2f} "
-                  f"({seconds / len(scenes):.2f} s/scene)", flush=True)
-        names = [s[0] for s in scenes]
-        print(f"\n### x{scale}: BMP (%) per scene\n")
-        print(markdown_table(["method"] + names,
-                             [[m] + [f"{b:.2f}" for b in v[3]] for m, v in per_method.items()]))
-        for method, (bmp, rmse, seconds, _) in per_method.items():
-            summary.append([f"x{scale}", method, f"{bmp:.2f}", f"{rmse:.2f}", f"{seconds:.2f}",
-                            PAPER_BMP[scale] if method.startswith("DeepAM") else "-"])
-        nyu = nyu_scenes(root)
-        nyu_rows = []
-        for method, fn in methods(scale, model).items():
-            errors = []
-            for name, depth, rgb in nyu:
-                low, high = float(depth.min()), float(depth.max())
-                truth = (depth - low) / (high - low) * 255.0
-                estimate = fn(truth[::scale, ::scale], rgb)
-                errors.append(metrics.rmse(truth, estimate) * (high - low) / 255.0 * 100.0)
-            nyu_rows.append([f"x{scale}", method] + [f"{e:.2f}" for e in errors] + [f"{np.mean(errors):.2f}"])
-            print(f"x{scale} {method} NYU RMSE (cm): {np.mean(errors):.2f}", flush=True)
-        nyu_summary.extend(nyu_rows)
-    print("\n### NYU v2 samples: RMSE (cm)\n")
-    print(markdown_table(["scale", "method"] + [n for n, _, _ in nyu_scenes(root)] + ["mean"], nyu_summary))
-    print("\n### Mean over the middlebury10 scenes\n")
-    print(markdown_table(["scale", "method", "BMP %", "RMSE", "s / scene", "paper BMP"], summary))
+        if scenes:
+            per_method = {}
+            for method, fn in methods(scale, model).items():
+                bmp, rmse, seconds = [], [], 0.0
+                for scene, depth, rgb in scenes:
+                    region = crop(depth, scale)
+                    truth = depth[region].astype(np.float32)
+                    lr = truth[::scale, ::scale]
+                    start = time.perf_counter()
+                    estimate = fn(lr, rgb[region])
+                    seconds += time.perf_counter() - start
+                    bmp.append(metrics.bad_matching_percentage(truth, estimate, 3.0))
+                    rmse.append(metrics.rmse(truth, estimate))
+                per_method[method] = (np.mean(bmp), np.mean(rmse), seconds / len(scenes), bmp)
+                print(f"x{scale} {method}: BMP {np.mean(bmp):.2f} RMSE {np.mean(rmse):.2f} "
+                      f"({seconds / len(scenes):.2f} s/scene)", flush=True)
+            names = [s[0] for s in scenes]
+            print(f"\n### x{scale}: BMP (%) per scene\n")
+            print(markdown_table(["method"] + names,
+                                 [[m] + [f"{b:.2f}" for b in v[3]] for m, v in per_method.items()]))
+            for method, (bmp, rmse, seconds, _) in per_method.items():
+                summary.append([f"x{scale}", method, f"{bmp:.2f}", f"{rmse:.2f}", f"{seconds:.2f}",
+                                PAPER_BMP[scale] if method.startswith("DeepAM") else "-"])
+        if nyu:
+            nyu_rows = []
+            for method, fn in methods(scale, model).items():
+                errors = []
+                for name, depth, rgb in nyu:
+                    low, high = float(depth.min()), float(depth.max())
+                    truth = (depth - low) / (high - low) * 255.0
+                    estimate = fn(truth[::scale, ::scale], rgb)
+                    errors.append(metrics.rmse(truth, estimate) * (high - low) / 255.0 * 100.0)
+                nyu_rows.append([f"x{scale}", method] + [f"{e:.2f}" for e in errors] + [f"{np.mean(errors):.2f}"])
+                print(f"x{scale} {method} NYU RMSE (cm): {np.mean(errors):.2f}", flush=True)
+            nyu_summary.extend(nyu_rows)
+    if nyu:
+        print("\n### NYU v2 samples: RMSE (cm)\n")
+        print(markdown_table(["scale", "method"] + [n for n, _, _ in nyu] + ["mean"], nyu_summary))
+    if scenes:
+        print("\n### Mean over the middlebury10 scenes\n")
+        print(markdown_table(["scale", "method", "BMP %", "RMSE", "s / scene", "paper BMP"], summary))
 
 
 if __name__ == "__main__":
