@@ -47,8 +47,9 @@ def methods(scale, model):
         from deepam_tf import upsample_depth
 
         def deepam(lr, rgb):
-            # 8-bit depth on its own scale; float depth (NYU) min-max scaled by the API.
-            lr = lr.astype(np.uint8) if np.array_equal(lr, np.round(lr)) else lr.astype(np.float32)
+            # uint8 depth (Middlebury) on its own scale; float depth (NYU) min-max scaled
+            # by the API.
+            lr = lr if lr.dtype == np.uint8 else lr.astype(np.float32)
             return upsample_depth(lr, rgb, scale, model=model).astype(np.float32)
 
         table["DeepAM(2)"] = deepam
@@ -98,7 +99,7 @@ def main():
                 for scene, depth, rgb in scenes:
                     region = crop(depth, scale)
                     truth = depth[region].astype(np.float32)
-                    lr = truth[::scale, ::scale]
+                    lr = depth[region][::scale, ::scale]  # uint8, as the protocol's input
                     start = time.perf_counter()
                     estimate = fn(lr, rgb[region])
                     seconds += time.perf_counter() - start

@@ -106,11 +106,9 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
     """
-    from deepam_tf.models import list_presets
     from deepam_tf.models.tiling import check_memory
 
-    if sigma is None and isinstance(model, str):
-        sigma = list_presets().get(model, {}).get("sigma")  # fixed-σ presets
+    sigma = _fixed_sigma(sigma, model)
     if sigma is not None:
         sigma = check_sigma(sigma)
     model = _load(model)
@@ -120,22 +118,41 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     unit, back = to_unit_range(image)
     batch, unbatch = _layout(unit)
     if sigma is None:
-        sigma = check_sigma(max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA))
-        logger.info("estimated sigma %.2f (0-255 scale)", sigma)
+        sigma = _estimated_sigma(unit)
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))
+
+
+def _fixed_sigma(sigma, model):
+    """``sigma``, or the σ of a fixed-σ preset alias when ``sigma`` is None."""
+    if sigma is None and isinstance(model, str):
+        from deepam_tf.models import list_presets
+
+        return list_presets().get(model, {}).get("sigma")
+    return sigma
+
+
+def _estimated_sigma(unit):
+    """σ estimated from a [0, 1] image (0–255 scale, floored), logged."""
+    sigma = check_sigma(max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA))
+    logger.info("estimated sigma %.2f (0-255 scale)", sigma)
+    return sigma
 
 
 _LOADED = {}
 
 
 def _load(model):
-    """A preset name or ``.keras`` path as a model, loaded once per process (a path is
-    reloaded when its file changes), so repeated calls reuse the model and its traces."""
-    from deepam_tf.models import load_preset
+    """A preset name or ``.keras`` path as a model, loaded once per process (aliases of
+    one preset share it; a path is reloaded when its file changes), so repeated calls
+    reuse the model and its traces."""
+    from deepam_tf.models import list_presets, load_preset
 
     if not isinstance(model, str):
         return model
-    key = (model, os.path.getmtime(model) if os.path.isfile(model) else None)
+    if os.path.isfile(model):
+        key = (model, os.path.getmtime(model))
+    else:
+        key = (list_presets().get(model, {}).get("file", model), None)
     if key not in _LOADED:
         _LOADED[key] = load_preset(model)
     return _LOADED[key]
@@ -248,14 +265,8 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
-    if sigma is None and isinstance(model, str):
-        from deepam_tf.models import list_presets
-
-        sigma = list_presets().get(model, {}).get("sigma")  # fixed-σ presets
-    if sigma is None:
-        sigma = max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA)
-        logger.info("estimated sigma %.2f (0-255 scale)", sigma)
-    sigma = check_sigma(sigma)
+    sigma = _fixed_sigma(sigma, model)
+    sigma = check_sigma(sigma) if sigma is not None else _estimated_sigma(unit)
     model = _load(model)
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):

@@ -41,7 +41,6 @@ def convert(path, output):
     from deepam_tf import train
 
     config, weights, log = weights_of(path)
-    config = dict(config, model={k: v for k, v in config["model"].items()})
     model = load_into(train.build_model(config), weights)
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; not overwritten")

@@ -110,6 +110,7 @@ def make_sampler(images, config, patch_size, batch_size):
 def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None):
     config, weights, images = load_pack(pack_path, scale)
+    patch_size = patch_size or config["data"].get("patch_size", 32)
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
         previous = np.load(init)
@@ -184,7 +185,7 @@ def main(argv=None):
     parser.add_argument("output")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--patch-size", type=int)
+    parser.add_argument("--patch-size", type=int, help="default: the config's")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--final-fraction", type=float, default=0.01)
     parser.add_argument("--scale", type=int)
@@ -193,10 +194,7 @@ def main(argv=None):
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--init", help="start from this train.py output's weights")
     args = parser.parse_args(argv)
-    patch = args.patch_size
-    if patch is None:
-        patch = json.loads(str(np.load(args.pack)["config"]))["data"].get("patch_size", 32)
-    train(args.pack, args.output, args.seconds, args.batch_size, patch, args.learning_rate,
+    train(args.pack, args.output, args.seconds, args.batch_size, args.patch_size, args.learning_rate,
           args.final_fraction, args.scale, args.seed, args.save_every, args.log_every,
           args.init)
 

@@ -20,8 +20,6 @@ from deepam_tf.data import DepthDownsampling  # noqa: E402
 from deepam_tf.models import DeepAM  # noqa: E402
 from deepam_tf.ops import differences, reconstruction  # noqa: E402
 
-jax.config.update("jax_enable_x64", False)
-
 
 def _random_weights(model, seed):
     # Random batch-norm statistics and a nonzero last layer, so every weight matters.
