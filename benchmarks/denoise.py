@@ -1,10 +1,12 @@
 """Denoising benchmark: DeepAM against BM3D on the same noisy images, beside the paper.
 
     python benchmarks/denoise.py --model denoise_blind [--sets bsd68 set12]
-        [--sigmas 15 25 50] [--limit N] [--data-dir DIR] [--no-bm3d]
+        [--sigmas 15 25 50] [--limit N] [--data-dir DIR] [--no-bm3d] [--self-ensemble]
 
 Protocol: deepam_tf.evaluate.PROTOCOL (the same as the shared baselines). BM3D is the PyPI
 ``bm3d`` package, ``bm3d.bm3d(noisy, sigma_psd=σ/255)``. Times are per image, in this run.
+``--self-ensemble`` evaluates DeepAM+ (the 8 rotations and flips averaged); the paper's
+numbers are single-pass.
 """
 
 import argparse
@@ -36,9 +38,11 @@ def main():
     parser.add_argument("--limit", type=int, help="first N images of each set only")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="DeepAM+: average over the 8 rotations and flips (8x the time)")
     args = parser.parse_args()
     model = load_preset(args.model)
-    deepam = evaluate.model_restore_fn(model)
+    deepam = evaluate.model_restore_fn(model, args.self_ensemble)
     root = data.data_dir(args.data_dir)
     rows = []
     for name in args.sets:
@@ -58,7 +62,8 @@ def main():
             row += [PAPER.get(key, "-"), BM3D_PUBLISHED.get(key, "-")]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
-    print(f"\nModel: {args.model}. Protocol: {evaluate.PROTOCOL}.\n")
+    ensemble = " with the x8 self-ensemble (DeepAM+)" if args.self_ensemble else ""
+    print(f"\nModel: {args.model}{ensemble}. Protocol: {evaluate.PROTOCOL}.\n")
     print(markdown_table(
         ["set", "σ", "images", "noisy PSNR", "DeepAM PSNR / SSIM", "BM3D PSNR / SSIM",
          "DeepAM − BM3D dB", "DeepAM s/img", "BM3D s/img", "paper DeepAM(3)", "BM3D published"],

@@ -22,7 +22,7 @@ def _demo(args):
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, args.sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, args.sigma, tile_size=args.tile_size)
+        restored = denoise(noisy, args.sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble)
         method = f"DeepAM preset {DEFAULT_DENOISER}"
     else:
         from deepam_tf.classic_am import classic_am
@@ -69,7 +69,8 @@ def _denoise_files(args):
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
             image = read_image_file(source)
-            restored = denoise(image, args.sigma, model=model, tile_size=args.tile_size)
+            restored = denoise(image, args.sigma, model=model, tile_size=args.tile_size,
+                               self_ensemble=args.self_ensemble)
             write_image_file(target, restored, args.overwrite)
         except (ValueError, OSError) as error:
             failures.append(str(error))
@@ -86,7 +87,8 @@ def _upsample_depth(args):
 
     depth = read_image_file(args.depth)
     rgb = read_image_file(args.rgb)
-    high = upsample_depth(depth, rgb, args.scale, model=args.model, tile_size=args.tile_size)
+    high = upsample_depth(depth, rgb, args.scale, model=args.model, tile_size=args.tile_size,
+                          self_ensemble=args.self_ensemble)
     write_image_file(args.output, high, args.overwrite)
     print(f"wrote {args.output} ({high.shape[1]}x{high.shape[0]}, x{args.scale})")
     return 0
@@ -99,7 +101,8 @@ def _restore_nir(args):
     nir = read_image_file(args.nir)
     if nir.ndim == 3:
         raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
-    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model, tile_size=args.tile_size)
+    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model, tile_size=args.tile_size,
+                                self_ensemble=args.self_ensemble)
     write_image_file(args.output, restored, args.overwrite)
     print(f"wrote {args.output}")
     return 0
@@ -111,8 +114,10 @@ def _evaluate(args):
 
     folder = args.folder or os.path.join(data.data_dir(args.data_dir), "denoise", args.set)
     model = load_preset(args.model)
-    rows = evaluate.evaluate(evaluate.model_restore_fn(model), folder, args.sigma, seed=args.seed)
-    title = f"{args.model} on {folder} at sigma {args.sigma:g}"
+    rows = evaluate.evaluate(evaluate.model_restore_fn(model, args.self_ensemble), folder, args.sigma,
+                             seed=args.seed)
+    ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
+    title = f"{args.model}{ensemble} on {folder} at sigma {args.sigma:g}"
     evaluate.write_tables(rows, args.output, title)
     mean = rows[-1]
     print(f"{title}: mean PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f} "
@@ -158,6 +163,8 @@ def _restoration_options(command, default_model):
     command.add_argument("--tile-size", type=_tile_size, default="auto",
                          help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
                               "tiling is exact, it only bounds memory")
+    command.add_argument("--self-ensemble", action="store_true",
+                         help="average over the 8 rotations and flips of the input (8x the time)")
 
 
 def _parser():
@@ -192,6 +199,8 @@ def _parser():
     evaluate.add_argument("--sigma", type=float, default=25.0)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
+    evaluate.add_argument("--self-ensemble", action="store_true",
+                          help="average over the 8 rotations and flips of the input (8x the time)")
 
     export = commands.add_parser("export", help="export a preset for serving")
     export.add_argument("preset", help="preset name or .keras file")

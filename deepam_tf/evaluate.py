@@ -61,11 +61,14 @@ def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None):
     return rows
 
 
-def model_restore_fn(model):
-    """``restore_fn`` for :func:`evaluate` from a DeepAM denoiser."""
+def model_restore_fn(model, self_ensemble=False):
+    """``restore_fn`` for :func:`evaluate` from a DeepAM denoiser (``self_ensemble``: the
+    8-transform average, see :mod:`deepam_tf.models.ensemble`)."""
     from deepam_tf.restore import run_denoiser
 
-    return lambda noisy, sigma: run_denoiser(model, noisy[None, :, :, None], sigma)[0, :, :, 0]
+    return lambda noisy, sigma: run_denoiser(
+        model, noisy[None, :, :, None], sigma, self_ensemble=self_ensemble
+    )[0, :, :, 0]
 
 
 def write_tables(rows, path_stem, title):

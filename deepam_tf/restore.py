@@ -78,7 +78,7 @@ def check_sigma(sigma):
     return float(sigma)
 
 
-def run_denoiser(model, batch, sigma, tile_size="auto"):
+def run_denoiser(model, batch, sigma, tile_size="auto", self_ensemble=False):
     """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale), tiled
     exactly (see :func:`deepam_tf.models.tiling.tiled_predict`); ``tile_size=None`` runs
     the whole image at once."""
@@ -86,10 +86,10 @@ def run_denoiser(model, batch, sigma, tile_size="auto"):
     if getattr(model, "noise_level_input", False):
         level = np.full((inputs.shape[0], 1), sigma / 255.0, np.float32)
         inputs = {"image": inputs, "noise_level": level}
-    return model.predict(inputs, verbose=0, tile_size=tile_size)
+    return model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)
 
 
-def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
+def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_ensemble=False):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
     Args:
@@ -102,6 +102,8 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`.
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
+        self_ensemble: average the model over the 8 rotations and flips of the input
+            (8× the time; see :mod:`deepam_tf.models.ensemble`).
 
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
@@ -119,7 +121,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto"):
     batch, unbatch = _layout(unit)
     if sigma is None:
         sigma = _estimated_sigma(unit)
-    return back(unbatch(run_denoiser(model, batch, sigma, tile_size)))
+    return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
 
 
 def _fixed_sigma(sigma, model):
@@ -191,7 +193,7 @@ def fill_holes(depth):
     return depth[tuple(index)]
 
 
-def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto"):
+def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ensemble=False):
     """RGB-guided depth super-resolution with a DeepAM depth preset.
 
     Args:
@@ -202,7 +204,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto"):
             uint16 or float in [0, 1]).
         scale: integer upsampling factor.
         model: preset name (default ``f"depth_x{scale}"``), ``.keras`` path or model.
-        tile_size: see :func:`denoise`.
+        tile_size, self_ensemble: see :func:`denoise`.
 
     Returns:
         The high-resolution depth ``[H, W]`` (``[H, W, 1]`` if the input had a channel
@@ -237,7 +239,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto"):
     upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
     model = _load(model or f"depth_x{scale}")
     inputs = {"image": upsampled[None], "guidance": rgb01[None]}
-    restored = model.predict(inputs, verbose=0, tile_size=tile_size)[0, ..., 0]
+    restored = model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0, ..., 0]
     result = restored.astype(np.float64) * span + low
     if depth_lr.dtype.kind in "ui":
         info = np.iinfo(depth_lr.dtype)
@@ -246,7 +248,8 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto"):
     return result if squeeze else result[..., None]
 
 
-def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="auto"):
+def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="auto",
+                     self_ensemble=False):
     """Removes Gaussian noise from an RGB image guided by an aligned near-infrared image.
 
     Args:
@@ -255,7 +258,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
         sigma: noise level on the 0–255 scale; ``None`` takes a fixed-σ preset's σ
             (``"rgbnir_sigma25"``) or estimates it from ``rgb``.
         model: preset name, ``.keras`` path or model (an RGB model guided by one channel).
-        tile_size: see :func:`denoise`.
+        tile_size, self_ensemble: see :func:`denoise`.
 
     Returns:
         The restored RGB image, same shape, dtype and range as ``rgb``.
@@ -271,4 +274,4 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):
         inputs["noise_level"] = np.full((1, 1), sigma / 255.0, np.float32)
-    return back(model.predict(inputs, verbose=0, tile_size=tile_size)[0])
+    return back(model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0])

@@ -8,7 +8,11 @@ A config is a JSON file (see ``configs/``)::
      "epochs": 100, "steps_per_epoch": 500,
      "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
                    "final_learning_rate_fraction": 0.01},
-     "l2": 0.0, "backup_every_steps": 100}
+     "l2": 0.0, "backup_every_steps": 100,
+     "init": "denoise_blind"}
+
+``init`` (optional) starts from a shipped preset or a ``.keras`` file of the same
+architecture instead of a fresh initialisation (a fine-tuning run).
 
 ``output_dir`` receives ``model.keras`` (after every epoch), ``backup/`` (BackupAndRestore:
 a killed run restarts where it stopped, mid-epoch included), ``logs/`` (TensorBoard) and
@@ -38,7 +42,32 @@ def build_model(config):
         # Coupled L2 as in the paper: the loss gets l2/2 ‖w‖², i.e. weight decay l2 on the
         # gradient before momentum (Keras' L2(x) adds x ‖w‖², hence the 1/2).
         kwargs["kernel_regularizer"] = keras.regularizers.L2(config["l2"] / 2)
-    return DeepAM(**kwargs)
+    model = DeepAM(**kwargs)
+    if config.get("init"):
+        load_initial_weights(model, config["init"])
+    return model
+
+
+def load_initial_weights(model, init):
+    """Copies every weight of preset or ``.keras`` file ``init`` into ``model``, or raises
+    naming the first architecture difference (never a partial load)."""
+    from deepam_tf.models.presets import load_preset
+
+    source = load_preset(init)
+    ours = model.get_config()
+    theirs = source.get_config()
+    for key in ("stages", "channels", "guidance_channels", "noise_level_input", "features",
+                "depth", "gamma_layer", "fusion_layer", "guidance_depth"):
+        if ours.get(key) != theirs.get(key):
+            raise ValueError(
+                f"init {init!r} has {key}={theirs.get(key)!r} but the config's model has "
+                f"{key}={ours.get(key)!r}"
+            )
+    values = source.get_weights()
+    shapes = [tuple(w.shape) for w in model.weights]
+    if len(values) != len(shapes) or any(v.shape != s for v, s in zip(values, shapes)):
+        raise ValueError(f"init {init!r}: its weights do not match the config's model")
+    model.set_weights(values)
 
 
 def build_optimizer(config):
@@ -48,9 +77,15 @@ def build_optimizer(config):
     rate = opt["learning_rate"]
     schedule = opt.get("schedule", "constant")
     if schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(
-            rate, total_steps, alpha=opt.get("final_learning_rate_fraction", 0.0)
-        )
+        warmup = opt.get("warmup_steps", 0)
+        alpha = opt.get("final_learning_rate_fraction", 0.0)
+        if warmup:
+            # Linear warm-up from 0 (fresh Adam moments on trained weights), then cosine.
+            rate = keras.optimizers.schedules.CosineDecay(
+                0.0, total_steps - warmup, alpha=alpha, warmup_target=rate, warmup_steps=warmup
+            )
+        else:
+            rate = keras.optimizers.schedules.CosineDecay(rate, total_steps, alpha=alpha)
     elif schedule == "step":
         boundaries = [e * config["steps_per_epoch"] for e in opt["decay_epochs"]]
         values = [rate * opt.get("decay_factor", 0.1) ** i for i in range(len(boundaries) + 1)]

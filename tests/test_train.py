@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import skimage.data
 
@@ -106,3 +107,18 @@ def test_run_killed_twice_in_the_same_epoch_keeps_its_epoch(tmp_path):
     assert _run_killed_at(tmp_path, config, out, 5)["epoch"] == 1
     # Resumed at step 4 in epoch 2: backup at step 6, killed at step 7 (still epoch 2).
     assert _run_killed_at(tmp_path, config, out, 7)["epoch"] == 1
+
+
+def test_init_starts_from_saved_weights_and_refuses_other_architectures(tmp_path):
+    config = _config(tmp_path)
+    source = train.build_model(config)
+    path = str(tmp_path / "source.keras")
+    source.save(path)
+    fresh = train.build_model(config)
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), source.get_weights()))
+    started = train.build_model({**config, "init": path})
+    for a, b in zip(started.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other = {**config, "model": {**config["model"], "features": 12}, "init": path}
+    with pytest.raises(ValueError, match="features=8"):
+        train.build_model(other)

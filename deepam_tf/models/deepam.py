@@ -196,10 +196,21 @@ class DeepAM(keras.Model):
         self._check_inputs(inputs)
         return super().call(inputs, training=training, mask=mask)
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, tile_size=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, tile_size=None,
+                self_ensemble=False):
         """Keras ``predict``, plus ``tile_size`` (pixels or ``"auto"``): run each stage's
         CNNs tile by tile and the reconstruction on the whole image, which bounds memory
-        and gives the untiled result (see :mod:`deepam_tf.models.tiling`)."""
+        and gives the untiled result (see :mod:`deepam_tf.models.tiling`); and
+        ``self_ensemble``: average over the 8 rotations and flips of the input (8× the
+        time, see :mod:`deepam_tf.models.ensemble`)."""
+        if self_ensemble:
+            from deepam_tf.models.ensemble import self_ensemble as ensemble
+
+            return ensemble(
+                lambda part: self.predict(part, batch_size=batch_size, verbose=verbose, steps=steps,
+                                          callbacks=callbacks, tile_size=tile_size),
+                x,
+            )
         if tile_size is None:
             return super().predict(
                 x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
