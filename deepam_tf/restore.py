@@ -1,5 +1,6 @@
 """One-call restoration on numpy images: dtype, range and layout in, the same out."""
 
+import collections
 import logging
 import os
 
@@ -140,13 +141,14 @@ def _estimated_sigma(unit):
     return sigma
 
 
-_LOADED = {}
+_LOADED = collections.OrderedDict()
+MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
 
 
 def _load(model):
     """A preset name or ``.keras`` path as a model, loaded once per process (aliases of
     one preset share it; a path is reloaded when its file changes), so repeated calls
-    reuse the model and its traces."""
+    reuse the model and its traces. At most ``MAX_LOADED`` are kept."""
     from deepam_tf.models import list_presets, load_preset
 
     if not isinstance(model, str):
@@ -157,6 +159,9 @@ def _load(model):
         key = (list_presets().get(model, {}).get("file", model), None)
     if key not in _LOADED:
         _LOADED[key] = load_preset(model)
+        while len(_LOADED) > MAX_LOADED:
+            _LOADED.popitem(last=False)
+    _LOADED.move_to_end(key)
     return _LOADED[key]
 
 

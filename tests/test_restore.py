@@ -170,3 +170,22 @@ def test_restore_with_nir_keeps_layout(nir_model_path):
         restore_with_nir(rgb, rgb, 25, model=nir_model_path)
     with pytest.raises(ValueError, match="sigma"):
         restore_with_nir(rgb, nir, -3, model=nir_model_path)
+
+
+def test_one_call_api_keeps_a_bounded_number_of_models(tmp_path, model_path):
+    import shutil
+
+    from deepam_tf import restore
+
+    paths = []
+    for i in range(restore.MAX_LOADED + 2):
+        paths.append(str(tmp_path / f"m{i}.keras"))
+        shutil.copy(model_path, paths[-1])
+    first = restore._load(paths[0])
+    assert restore._load(paths[0]) is first  # cached
+    for path in paths[1:]:
+        restore._load(path)
+        restore._load(paths[0])  # recently used: kept
+    assert len(restore._LOADED) <= restore.MAX_LOADED
+    assert restore._load(paths[0]) is first
+    assert all(key[0] != paths[1] for key in restore._LOADED)  # least recently used: dropped
