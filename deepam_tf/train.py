@@ -15,7 +15,8 @@ A config is a JSON file (see ``configs/``)::
 architecture instead of a fresh initialisation (a fine-tuning run).
 
 ``output_dir`` receives ``model.keras`` (after every epoch), ``backup/`` (BackupAndRestore:
-a killed run restarts where it stopped, mid-epoch included), ``logs/`` (TensorBoard) and
+a killed run restarts from its last backup, mid-epoch included, and still stops after
+the configured number of steps), ``logs/`` (TensorBoard) and
 ``history.csv`` (CSVLogger, appended across restarts).
 """
 
@@ -150,6 +151,20 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._current_epoch = getattr(self.model, "_initial_epoch", None) or 0
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has taken ``steps`` steps. Keras 3 resumes a backup
+    with its weights, optimizer state and epoch but reruns that epoch's steps from its
+    start, which would overrun the schedule; this keeps a resumed run's total exact."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True
+
+
 def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     """Trains (or resumes) the config's model into ``output_dir``; returns the model.
 
@@ -168,6 +183,7 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "model.keras")),
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), profile_batch=0),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
+        StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
     ]
     model.fit(
         train_dataset(config, data_root),

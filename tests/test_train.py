@@ -92,10 +92,13 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     # Killed in epoch 2, after a backup at step 4.
     assert _run_killed_at(tmp_path, config, out, 5)["epoch"] == 1
     model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
-    # Resumed from the backup at step 4 (a restart would end at 3 x 3 = 9 steps): Keras
-    # restores the mid-epoch weights and optimizer, then reruns epoch 2 and runs epoch 3.
-    assert int(model.optimizer.iterations.numpy()) == 4 + 2 * 3
+    # Resumed from the backup at step 4 with its weights and optimizer: Keras reruns epoch
+    # 2 from its start (steps 5-7), and the run stops at the configured 3 x 3 = 9 steps
+    # instead of overrunning to 10.
+    assert int(model.optimizer.iterations.numpy()) == 3 * 3
     assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 3
+    restarted = train.train(config, str(tmp_path / "fresh"), data_root=str(tmp_path / "data"), verbose=0)
+    assert int(restarted.optimizer.iterations.numpy()) == 3 * 3
 
 
 def test_run_killed_twice_in_the_same_epoch_keeps_its_epoch(tmp_path):
