@@ -31,6 +31,12 @@ run depth_x4 depth.npz --scale 4 --batch-size 16 --patch-size 64 --learning-rate
 run depth_x8 depth.npz --scale 8 --batch-size 16 --patch-size 64 --learning-rate 1e-3
 run depth_x16 depth.npz --scale 16 --batch-size 16 --patch-size 64 --learning-rate 1e-3
 run rgbnir_blind rgb_nir.npz --batch-size 16 --patch-size 64 --learning-rate 1e-3
+# Fixed-σ specialisations of the blind denoiser (start from the pack's weights, i.e. the
+# preset it was packed from; not part of "all").
+for s in 15 25 50; do
+    [[ $jobs == *" denoise_sigma$s "* ]] && run denoise_sigma$s denoise.npz --sigma $s \
+        --batch-size 64 --patch-size 32 --learning-rate 1e-4
+done
 wait
 for f in "$work"/*.npz; do case $f in *.tmp.npz) ;; *) cp "$f" "$out"/ ;; esac; done
 grep -E "compiled|steps in|Error|error" "$out/train.log"

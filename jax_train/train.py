@@ -20,18 +20,27 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
 
 
-def load_pack(path, scale=None):
+def with_fixed_sigma(config, sigma):
+    """The config with its noise fixed at ``sigma`` (0-255 scale) instead of a range: a
+    fixed-σ specialisation of a noise-level-conditioned model keeps its σ input."""
+    data = {k: v for k, v in config["data"].items() if k != "sigma_range"}
+    return {**config, "data": {**data, "sigma": float(sigma)}}
+
+
+def load_pack(path, scale=None, sigma=None):
     """``(config, weights, images)``; images is ``{"image", "target", "guidance"?, "sizes"}``
-    with every sample zero-padded to the largest (the sampler crops inside ``sizes``)."""
+    with every sample zero-padded to the largest (the sampler crops inside ``sizes``).
+    ``scale`` / ``sigma`` override the config's depth scale / noise."""
     pack = np.load(path)
     config = json.loads(str(pack["config"]))
+    if sigma:
+        config = with_fixed_sigma(config, sigma)
     weights = {k[len("weight:"):]: pack[k] for k in pack.files if k.startswith("weight:")}
     count = sum(k.startswith("image_") for k in pack.files)
     task = config["data"].get("task", "denoise")
@@ -108,8 +117,11 @@ def make_sampler(images, config, patch_size, batch_size):
 
 
 def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
-          final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None):
-    config, weights, images = load_pack(pack_path, scale)
+          final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
+          sigma=None):
+    import optax  # only training needs it; the sampler does not
+
+    config, weights, images = load_pack(pack_path, scale, sigma)
     patch_size = patch_size or config["data"].get("patch_size", 32)
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
@@ -189,6 +201,7 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--final-fraction", type=float, default=0.01)
     parser.add_argument("--scale", type=int)
+    parser.add_argument("--sigma", type=float, help="train at this fixed noise level (0-255)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
@@ -196,7 +209,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     train(args.pack, args.output, args.seconds, args.batch_size, args.patch_size, args.learning_rate,
           args.final_fraction, args.scale, args.seed, args.save_every, args.log_every,
-          args.init)
+          args.init, args.sigma)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "jax_train"))
 import convert  # noqa: E402
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
+import train as jax_train  # noqa: E402
 
 from deepam_tf.data import DepthDownsampling  # noqa: E402
 from deepam_tf.models import DeepAM  # noqa: E402
@@ -113,3 +114,19 @@ def test_convert_refuses_mismatched_weights(tmp_path):
     weights.pop(next(iter(weights)))
     with pytest.raises(ValueError, match="missing"):
         convert.load_into(DeepAM(stages=1, channels=1), weights)
+
+
+def test_sampler_noise_follows_the_fixed_sigma_override():
+    config = {"model": {"noise_level_input": True},
+              "data": {"sigma_range": [0, 55], "patch_size": 16}}
+    fixed = jax_train.with_fixed_sigma(config, 25)
+    assert "sigma_range" not in fixed["data"] and "sigma_range" in config["data"]
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0.3, 0.7, (2, 40, 40, 1)).astype(np.float32)
+    images = {"image": clean, "target": clean, "sizes": np.array([[40, 40], [32, 36]])}
+    inputs, target = jax_train.make_sampler(images, fixed, 16, 64)(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(np.asarray(inputs["noise_level"]), 25 / 255, rtol=1e-6)
+    residual = np.asarray(inputs["image"] - target)
+    assert abs(residual.std() * 255 - 25) < 0.5
+    ranged, _ = jax_train.make_sampler(images, config, 16, 64)(jax.random.PRNGKey(0))
+    assert np.ptp(np.asarray(ranged["noise_level"])) > 0.05
