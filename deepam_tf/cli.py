@@ -163,6 +163,10 @@ def _restoration_options(command, default_model):
     command.add_argument("--tile-size", type=_tile_size, default="auto",
                          help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
                               "tiling is exact, it only bounds memory")
+    _self_ensemble_option(command)
+
+
+def _self_ensemble_option(command):
     command.add_argument("--self-ensemble", action="store_true",
                          help="average over the 8 rotations and flips of the input (8x the time)")
 
@@ -199,8 +203,7 @@ def _parser():
     evaluate.add_argument("--sigma", type=float, default=25.0)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
-    evaluate.add_argument("--self-ensemble", action="store_true",
-                          help="average over the 8 rotations and flips of the input (8x the time)")
+    _self_ensemble_option(evaluate)
 
     export = commands.add_parser("export", help="export a preset for serving")
     export.add_argument("preset", help="preset name or .keras file")
