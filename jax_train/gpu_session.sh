@@ -31,11 +31,14 @@ run depth_x4 depth.npz --scale 4 --batch-size 16 --patch-size 64 --learning-rate
 run depth_x8 depth.npz --scale 8 --batch-size 16 --patch-size 64 --learning-rate 1e-3
 run depth_x16 depth.npz --scale 16 --batch-size 16 --patch-size 64 --learning-rate 1e-3
 run rgbnir_blind rgb_nir.npz --batch-size 16 --patch-size 64 --learning-rate 1e-3
-# Fixed-σ specialisations of the blind denoiser (start from the pack's weights, i.e. the
-# preset it was packed from; not part of "all").
+# Continuations of the packed preset (not part of "all"): the blind denoiser and its
+# fixed-σ specialisations. Batch 256: a step's time on the GPU is mostly the PCG loops'
+# latency, so four times the batch of the first sessions costs little more per step.
+[[ $jobs == *" denoise_blind_b256 "* ]] && run denoise_blind_b256 denoise.npz \
+    --batch-size 256 --patch-size 32 --learning-rate 1e-4
 for s in 15 25 50; do
     [[ $jobs == *" denoise_sigma$s "* ]] && run denoise_sigma$s denoise.npz --sigma $s \
-        --batch-size 64 --patch-size 32 --learning-rate 1e-4
+        --batch-size 256 --patch-size 32 --learning-rate 1e-4
 done
 wait
 for f in "$work"/*.npz; do case $f in *.tmp.npz) ;; *) cp "$f" "$out"/ ;; esac; done
