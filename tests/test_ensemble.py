@@ -31,20 +31,19 @@ def test_self_ensemble_is_equivariant_where_one_pass_is_not(kwargs):
     if len(inputs) == 1:
         inputs = inputs["image"]
 
-    def turned(x, k):
-        return ensemble._transform_inputs(x, k)
-
     single = model.predict(inputs, verbose=0)
     averaged = model.predict(inputs, verbose=0, self_ensemble=True)
     assert averaged.shape == single.shape
     for k in (1, 4, 7):
-        one_pass = model.predict(turned(inputs, k), verbose=0)
+        one_pass = model.predict(ensemble.dihedral_inputs(inputs, k), verbose=0)
         assert np.max(np.abs(one_pass - ensemble.dihedral(single, k))) > 1e-3
-        both = model.predict(turned(inputs, k), verbose=0, self_ensemble=True)
+        both = model.predict(ensemble.dihedral_inputs(inputs, k), verbose=0, self_ensemble=True)
         np.testing.assert_allclose(both, ensemble.dihedral(averaged, k), atol=2e-6)
     # The mean of the 8 mapped-back passes, and tiling stays exact underneath.
-    manual = np.mean([ensemble.undo_dihedral(model.predict(turned(inputs, k), verbose=0), k)
-                      for k in range(8)], axis=0)
+    manual = np.mean([
+        ensemble.undo_dihedral(model.predict(ensemble.dihedral_inputs(inputs, k), verbose=0), k)
+        for k in range(8)
+    ], axis=0)
     np.testing.assert_allclose(averaged, manual, atol=2e-6)
     tiled = model.predict(inputs, verbose=0, self_ensemble=True, tile_size=12)
     np.testing.assert_allclose(tiled, averaged, atol=1e-5)

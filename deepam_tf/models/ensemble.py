@@ -25,7 +25,9 @@ def undo_dihedral(y, k):
     return np.rot90(y, -(k % 4), axes=(1, 2))
 
 
-def _transform_inputs(x, k):
+def dihedral_inputs(x, k):
+    """:func:`dihedral` applied to model inputs: an array, or a dict whose ``"image"`` and
+    ``"guidance"`` are transformed alike (``"noise_level"`` is left alone)."""
     if isinstance(x, dict):
         return {
             key: np.ascontiguousarray(dihedral(np.asarray(value), k)) if key in SPATIAL_INPUTS else value
@@ -43,6 +45,6 @@ def self_ensemble(predict, x):
     """
     total = None
     for k in range(TRANSFORMS):
-        out = undo_dihedral(np.asarray(predict(_transform_inputs(x, k)), np.float64), k)
+        out = undo_dihedral(np.asarray(predict(dihedral_inputs(x, k)), np.float64), k)
         total = out if total is None else total + out
     return (total / TRANSFORMS).astype(np.float32)
