@@ -32,6 +32,18 @@ def test_fixed_sigma_alias_uses_its_sigma(name):
     np.testing.assert_array_equal(denoise(noisy, model=name), denoise(noisy, meta["sigma"], model=meta["alias_of"]))
 
 
+@pytest.mark.parametrize("name", ALIASES + NIR_ALIASES)
+def test_alias_metadata_is_its_targets_at_its_sigma(name):
+    # An alias's published numbers must be re-read from its target after a retrain.
+    meta = list_presets()[name]
+    target = list_presets()[meta["alias_of"]]
+    assert meta["file"] == target["file"]
+    sigma = str(meta["sigma"])
+    for metric in ("psnr", "ssim"):
+        for dataset, values in meta.get(metric, {}).items():
+            assert values == {sigma: target[metric][dataset][sigma]}, (name, metric, dataset)
+
+
 DEPTH = [n for n, meta in list_presets().items() if meta.get("task") == "depth_sr"]
 RGB_NIR = [n for n, meta in list_presets().items()
            if meta.get("task") == "rgb_nir" and "alias_of" not in meta]
