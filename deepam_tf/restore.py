@@ -111,9 +111,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     """
     from deepam_tf.models.tiling import check_memory
 
-    sigma = _fixed_sigma(sigma, model)
-    if sigma is not None:
-        sigma = check_sigma(sigma)
+    sigma = _given_sigma(sigma, model)
     model = _load(model)
     shape = np.shape(image)
     if len(shape) in (2, 3):
@@ -125,13 +123,14 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
 
 
-def _fixed_sigma(sigma, model):
-    """``sigma``, or the σ of a fixed-σ preset alias when ``sigma`` is None."""
+def _given_sigma(sigma, model):
+    """``sigma`` checked, or the σ of a fixed-σ preset alias when ``sigma`` is None; None
+    when neither gives one (the caller then estimates it from the image)."""
     if sigma is None and isinstance(model, str):
         from deepam_tf.models import list_presets
 
-        return list_presets().get(model, {}).get("sigma")
-    return sigma
+        sigma = list_presets().get(model, {}).get("sigma")
+    return None if sigma is None else check_sigma(sigma)
 
 
 def _estimated_sigma(unit):
@@ -268,13 +267,14 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     Returns:
         The restored RGB image, same shape, dtype and range as ``rgb``.
     """
+    sigma = _given_sigma(sigma, model)
     unit, back = to_unit_range(rgb, "rgb")
     unit = _channels(unit, 3, "rgb")
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
-    sigma = _fixed_sigma(sigma, model)
-    sigma = check_sigma(sigma) if sigma is not None else _estimated_sigma(unit)
+    if sigma is None:
+        sigma = _estimated_sigma(unit)
     model = _load(model)
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):
