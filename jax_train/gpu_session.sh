@@ -36,6 +36,12 @@ run rgbnir_blind rgb_nir.npz --batch-size 16 --patch-size 64 --learning-rate 1e-
 # latency, so four times the batch of the first sessions costs little more per step.
 [[ $jobs == *" denoise_blind_b256 "* ]] && run denoise_blind_b256 denoise.npz \
     --batch-size 256 --patch-size 32 --learning-rate 1e-4
+# Larger patches (same pixels per step as batch 256 at 32²): the reconstruction is a global
+# solve with Neumann boundaries, which a 32² patch has everywhere and a test image hardly.
+[[ $jobs == *" denoise_blind_p64 "* ]] && run denoise_blind_p64 denoise.npz \
+    --batch-size 64 --patch-size 64 --learning-rate 5e-5
+[[ $jobs == *" denoise_blind_p96 "* ]] && run denoise_blind_p96 denoise.npz \
+    --batch-size 28 --patch-size 96 --learning-rate 5e-5
 for s in 15 25 50; do
     [[ $jobs == *" denoise_sigma$s "* ]] && run denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4
