@@ -25,6 +25,9 @@ run() {  # name pack extra-args...
         --seconds "$seconds" --save-every 45 "${start[@]}" "${args[@]}" 2>&1 \
         | grep -v -E "^(WARNING|I0000|E0000)" | sed "s|$work/||" >> "$out/train.log" &
 }
+named() {  # like run, for the jobs that "all" leaves out: only when named
+    [[ $jobs == *" $1 "* ]] && run "$@"
+}
 run denoise_blind_lr2e-4 denoise.npz --batch-size 64 --patch-size 32 --learning-rate 2e-4
 run denoise_blind_lr5e-5 denoise.npz --batch-size 64 --patch-size 32 --learning-rate 5e-5
 run depth_x4 depth.npz --scale 4 --batch-size 16 --patch-size 64 --learning-rate 1e-3
@@ -34,16 +37,16 @@ run rgbnir_blind rgb_nir.npz --batch-size 16 --patch-size 64 --learning-rate 1e-
 # Continuations of the packed preset (not part of "all"): the blind denoiser and its
 # fixed-σ specialisations. Batch 256: a step's time on the GPU is mostly the PCG loops'
 # latency, so four times the batch of the first sessions costs little more per step.
-[[ $jobs == *" denoise_blind_b256 "* ]] && run denoise_blind_b256 denoise.npz \
+named denoise_blind_b256 denoise.npz \
     --batch-size 256 --patch-size 32 --learning-rate 1e-4
 # Larger patches (same pixels per step as batch 256 at 32²): the reconstruction is a global
 # solve with Neumann boundaries, which a 32² patch has everywhere and a test image hardly.
-[[ $jobs == *" denoise_blind_p64 "* ]] && run denoise_blind_p64 denoise.npz \
+named denoise_blind_p64 denoise.npz \
     --batch-size 64 --patch-size 64 --learning-rate 5e-5
-[[ $jobs == *" denoise_blind_p96 "* ]] && run denoise_blind_p96 denoise.npz \
+named denoise_blind_p96 denoise.npz \
     --batch-size 28 --patch-size 96 --learning-rate 5e-5
 for s in 15 25 50; do
-    [[ $jobs == *" denoise_sigma$s "* ]] && run denoise_sigma$s denoise.npz --sigma $s \
+    named denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4
 done
 wait

@@ -13,12 +13,37 @@ import keras
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets")
 
 
-def _index():
+def _stored_index():
     path = os.path.join(PRESET_DIR, "index.json")
     if not os.path.exists(path):
         return {}
     with open(path) as handle:
         return json.load(handle)
+
+
+def _write_index(index):
+    with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
+        json.dump(index, handle, indent=2, sort_keys=True)
+
+
+def _index():
+    """The stored index with each alias completed from its target: the target's file and
+    its PSNRs at the alias's σ, so a retrained target never leaves stale alias numbers."""
+    index = _stored_index()
+    return {name: _resolve_alias(meta, index) for name, meta in index.items()}
+
+
+def _resolve_alias(meta, index):
+    if "alias_of" not in meta:
+        return meta
+    target = index[meta["alias_of"]]
+    sigma = f"{meta['sigma']:g}"
+    derived = {"file": target["file"]}
+    psnr = {dataset: {sigma: values[sigma]}
+            for dataset, values in target.get("psnr", {}).items() if sigma in values}
+    if psnr:
+        derived["psnr"] = psnr
+    return dict(sorted({**meta, **derived}.items()))
 
 
 def list_presets():
@@ -49,18 +74,16 @@ def save_preset(model, name, **metadata):
     os.makedirs(PRESET_DIR, exist_ok=True)
     file = f"{name}.keras"
     model.save(os.path.join(PRESET_DIR, file), include_optimizer=False)
-    index = _index()
+    index = _stored_index()
     index[name] = {"file": file, **metadata}
-    with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
-        json.dump(index, handle, indent=2, sort_keys=True)
+    _write_index(index)
 
 
-def add_alias(name, target, **metadata):
-    """Registers preset ``name`` as another name of ``target``'s weights (e.g. a fixed-σ
-    entry for a noise-level-conditioned model), with its own ``metadata``."""
-    index = _index()
+def add_alias(name, target, sigma, **metadata):
+    """Registers preset ``name`` as ``target``'s weights with σ fixed (a fixed-σ entry for
+    a noise-level-conditioned model). Its file and PSNRs are read from ``target``."""
+    index = _stored_index()
     if target not in index:
         raise ValueError(f"unknown preset {target!r}")
-    index[name] = {"file": index[target]["file"], "alias_of": target, **metadata}
-    with open(os.path.join(PRESET_DIR, "index.json"), "w") as handle:
-        json.dump(index, handle, indent=2, sort_keys=True)
+    index[name] = {"alias_of": target, "sigma": sigma, **metadata}
+    _write_index(index)
