@@ -45,6 +45,12 @@ named denoise_blind_p64 denoise.npz \
     --batch-size 64 --patch-size 64 --learning-rate 5e-5
 named denoise_blind_p96 denoise.npz \
     --batch-size 28 --patch-size 96 --learning-rate 5e-5
+# Mean squared error instead of L1 for a final fine-tune (PSNR is an L2 measure), at 32²
+# and at 64².
+named denoise_blind_b256_l2 denoise.npz --loss l2 \
+    --batch-size 256 --patch-size 32 --learning-rate 5e-5
+named denoise_blind_p64_l2 denoise.npz --loss l2 \
+    --batch-size 64 --patch-size 64 --learning-rate 5e-5
 for s in 15 25 50; do
     named denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4

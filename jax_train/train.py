@@ -5,8 +5,9 @@
 
 The recipe is the configs' (L1 loss, Adam, flips and 90° rotations, on-the-fly
 degradation) with a cosine learning-rate decay over the wall time instead of a step
-count. The weights (Keras paths, batch-norm statistics included) are written to the
-output every ``--save-every`` seconds and at the end; ``convert.py`` turns them into a
+count; ``--loss l2`` swaps in mean squared error for a final fine-tune. The weights
+(Keras paths, batch-norm statistics included) are written to the output every
+``--save-every`` seconds and at the end; ``convert.py`` turns them into a
 ``.keras`` model. Imports JAX, optax and numpy only.
 """
 
@@ -68,6 +69,19 @@ def load_pack(path, scale=None, sigma=None):
     return config, weights, images
 
 
+LOSSES = ("l1", "l2")
+
+
+def loss_value(u, target, loss="l1"):
+    """The training loss: ``"l1"`` (the paper's, mean absolute error) or ``"l2"`` (mean
+    squared error, the loss PSNR measures, for a final fine-tune)."""
+    if loss == "l1":
+        return jnp.mean(jnp.abs(u - target))
+    if loss == "l2":
+        return jnp.mean(jnp.square(u - target))
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
 def _dihedral(x, k):
     # One of the 8 flips/rotations of a square patch [P, P, C], chosen by k in [0, 8).
     variants = [jnp.rot90(x, r, axes=(0, 1)) for r in range(4)]
@@ -118,9 +132,11 @@ def make_sampler(images, config, patch_size, batch_size):
 
 def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None):
+          sigma=None, loss="l1"):
     import optax  # only training needs it; the sampler does not
 
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     config, weights, images = load_pack(pack_path, scale, sigma)
     patch_size = patch_size or config["data"].get("patch_size", 32)
     if init:
@@ -138,15 +154,15 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
 
     def loss_fn(params, stats, inputs, target):
         u, updates = deepam_jax.forward(params, stats, inputs, options, training=True)
-        return jnp.mean(jnp.abs(u - target)), updates
+        return loss_value(u, target, loss), updates
 
     @jax.jit
     def step(params, stats, opt_state, key, rate):
         inputs, target = sample(key)
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, inputs, target)
+        (value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, inputs, target)
         direction, opt_state = optimizer.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(lambda p, d: p - rate * d, params, direction)
-        return params, dict(stats, **updates), opt_state, loss
+        return params, dict(stats, **updates), opt_state, value
 
     def save(steps, elapsed, losses):
         arrays = {"weight:" + k: np.asarray(v) for k, v in {**params, **stats}.items()}
@@ -154,7 +170,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         arrays["log"] = np.array(json.dumps({
             "steps": steps, "seconds": elapsed, "batch_size": batch_size,
             "patch_size": patch_size, "learning_rate": learning_rate,
-            "device": str(jax.devices()[0]), "loss_curve": losses, "seed": seed,
+            "device": str(jax.devices()[0]), "loss": loss, "loss_curve": losses, "seed": seed,
             "init": os.path.basename(init) if init else None,
         }))
         temporary = output + ".tmp.npz"
@@ -163,10 +179,10 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
 
     key = jax.random.PRNGKey(seed)
     start = time.time()
-    params, stats, opt_state, loss = step(params, stats, opt_state, key, learning_rate)
-    loss.block_until_ready()
+    params, stats, opt_state, value = step(params, stats, opt_state, key, learning_rate)
+    value.block_until_ready()
     compiled = time.time()
-    print(f"{output}: compiled in {compiled - start:.1f} s, first loss {float(loss):.5f}", flush=True)
+    print(f"{output}: compiled in {compiled - start:.1f} s, first loss {float(value):.5f}", flush=True)
     steps, last_save, losses, running = 1, compiled, [], []
     while True:
         elapsed = time.time() - compiled
@@ -175,8 +191,8 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         fraction = elapsed / seconds
         rate = learning_rate * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * fraction)))
         key, sub = jax.random.split(key)
-        params, stats, opt_state, loss = step(params, stats, opt_state, sub, rate)
-        running.append(loss)
+        params, stats, opt_state, value = step(params, stats, opt_state, sub, rate)
+        running.append(value)
         steps += 1
         if steps % log_every == 0:
             mean = float(jnp.mean(jnp.stack(running)))
@@ -202,6 +218,8 @@ def main(argv=None):
     parser.add_argument("--final-fraction", type=float, default=0.01)
     parser.add_argument("--scale", type=int)
     parser.add_argument("--sigma", type=float, help="train at this fixed noise level (0-255)")
+    parser.add_argument("--loss", choices=LOSSES, default="l1",
+                        help="l1 (the paper's) or l2 (mean squared error, for a PSNR fine-tune)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
@@ -209,7 +227,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     train(args.pack, args.output, args.seconds, args.batch_size, args.patch_size, args.learning_rate,
           args.final_fraction, args.scale, args.seed, args.save_every, args.log_every,
-          args.init, args.sigma)
+          args.init, args.sigma, args.loss)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,15 @@ def test_sampler_noise_follows_the_fixed_sigma_override():
     assert abs(residual.std() * 255 - 25) < 0.5
     ranged, _ = jax_train.make_sampler(images, config, 16, 64)(jax.random.PRNGKey(0))
     assert np.ptp(np.asarray(ranged["noise_level"])) > 0.05
+
+
+def test_training_losses_are_mean_absolute_and_mean_squared_error():
+    rng = np.random.default_rng(0)
+    u, target = rng.uniform(0, 1, (2, 2, 8, 8, 1)).astype(np.float32)
+    error = u - target
+    np.testing.assert_allclose(float(jax_train.loss_value(u, target, "l1")), np.abs(error).mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(jax_train.loss_value(u, target, "l2")), (error ** 2).mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        jax_train.loss_value(u, target, "huber")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        jax_train.train("unused.npz", "unused_out.npz", 1, 1, 8, 1e-4, loss="ssim")
