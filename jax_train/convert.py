@@ -45,7 +45,11 @@ def convert(path, output):
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; not overwritten")
     model.save(output)
-    print(f"{output}: {len(weights)} weights" + (f", {log['steps']} steps on {log['device']}" if log else ""))
+    if log and "average_of" in log:
+        detail = f", mean of {len(log['average_of'])} runs"
+    else:
+        detail = f", {log['steps']} steps on {log['device']}" if log else ""
+    print(f"{output}: {len(weights)} weights{detail}")
     return model
 
 

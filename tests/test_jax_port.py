@@ -12,6 +12,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "jax_train"))
+import average  # noqa: E402
 import convert  # noqa: E402
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
@@ -142,3 +143,33 @@ def test_training_losses_are_mean_absolute_and_mean_squared_error():
         jax_train.loss_value(u, target, "huber")
     with pytest.raises(ValueError, match="loss must be one of"):
         jax_train.train("unused.npz", "unused_out.npz", 1, 1, 8, 1e-4, loss="ssim")
+
+
+def _train_output(path, model, seed):
+    arrays = {"weight:" + k: v for k, v in _random_weights(model, seed).items()}
+    arrays["config"] = np.array('{"model": {"stages": 1, "channels": 1}}')
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_average_of_runs_converts_to_the_mean_weights(tmp_path):
+    model = DeepAM(stages=1, channels=1)
+    runs = [_train_output(tmp_path / f"run{i}.npz", model, seed) for i, seed in enumerate((1, 2, 3))]
+    average.main([str(tmp_path / "soup.npz")] + [str(tmp_path / f"run{i}.npz") for i in range(3)])
+    soup = convert.convert(str(tmp_path / "soup.npz"), str(tmp_path / "soup.keras"))
+    for w in soup.weights:
+        expected = np.mean([r["weight:" + w.path] for r in runs], axis=0)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w), expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(FileExistsError):
+        average.main([str(tmp_path / "soup.npz"), str(tmp_path / "run0.npz"), str(tmp_path / "run1.npz")])
+
+
+def test_average_refuses_runs_of_other_models(tmp_path):
+    _train_output(tmp_path / "one.npz", DeepAM(stages=1, channels=1), 1)
+    other = dict(np.load(tmp_path / "one.npz"))
+    other.pop(next(k for k in other if k.startswith("weight:")))
+    np.savez(tmp_path / "other.npz", **other)
+    with pytest.raises(ValueError, match="other weights"):
+        average.average([str(tmp_path / "one.npz"), str(tmp_path / "other.npz")])
+    with pytest.raises(ValueError, match="at least two"):
+        average.average([str(tmp_path / "one.npz")])
