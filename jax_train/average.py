@@ -15,28 +15,27 @@ import os
 
 import numpy as np
 
+from convert import weights_of
+
 
 def average(paths):
     """``{npz key: array}`` of the weight-space mean of the ``train.py`` outputs ``paths``."""
     if len(paths) < 2:
         raise ValueError("average needs at least two train.py outputs")
-    packs = [np.load(p) for p in paths]
-    configs = [json.loads(str(p["config"])) for p in packs]
-    keys = sorted(k for k in packs[0].files if k.startswith("weight:"))
-    for path, pack, config in zip(paths[1:], packs[1:], configs[1:]):
-        if config["model"] != configs[0]["model"]:
+    runs = [weights_of(p) for p in paths]
+    config, first, _ = runs[0]
+    for path, (other_config, weights, _) in zip(paths[1:], runs[1:]):
+        if other_config["model"] != config["model"]:
             raise ValueError(f"{path}: another model config than {paths[0]}")
-        if sorted(k for k in pack.files if k.startswith("weight:")) != keys:
+        if sorted(weights) != sorted(first):
             raise ValueError(f"{path}: other weights than {paths[0]}")
-        for k in keys:
-            if pack[k].shape != packs[0][k].shape:
-                raise ValueError(f"{path}: {k[len('weight:'):]} has shape {pack[k].shape}, "
-                                 f"{paths[0]} {packs[0][k].shape}")
-    arrays = {k: np.mean([p[k] for p in packs], axis=0).astype(packs[0][k].dtype) for k in keys}
-    arrays["config"] = np.array(json.dumps(configs[0]))
-    members = [json.loads(str(p["log"])) if "log" in p.files else {} for p in packs]
-    for path, log in zip(paths, members):
-        log["file"] = os.path.basename(path)
+        for k, value in weights.items():
+            if value.shape != first[k].shape:
+                raise ValueError(f"{path}: {k} has shape {value.shape}, {paths[0]} {first[k].shape}")
+    arrays = {"weight:" + k: np.mean([w[k] for _, w, _ in runs], axis=0).astype(v.dtype)
+              for k, v in first.items()}
+    arrays["config"] = np.array(json.dumps(config))
+    members = [dict(log or {}, file=os.path.basename(p)) for p, (_, _, log) in zip(paths, runs)]
     arrays["log"] = np.array(json.dumps({"average_of": members}))
     return arrays
 

@@ -69,17 +69,23 @@ def load_pack(path, scale=None, sigma=None):
     return config, weights, images
 
 
-LOSSES = ("l1", "l2")
+_LOSSES = {
+    "l1": lambda error: jnp.mean(jnp.abs(error)),  # the paper's
+    "l2": lambda error: jnp.mean(jnp.square(error)),  # what PSNR measures
+}
+LOSSES = tuple(_LOSSES)
+
+
+def _loss_function(loss):
+    if loss not in _LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return _LOSSES[loss]
 
 
 def loss_value(u, target, loss="l1"):
     """The training loss: ``"l1"`` (the paper's, mean absolute error) or ``"l2"`` (mean
     squared error, the loss PSNR measures, for a final fine-tune)."""
-    if loss == "l1":
-        return jnp.mean(jnp.abs(u - target))
-    if loss == "l2":
-        return jnp.mean(jnp.square(u - target))
-    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return _loss_function(loss)(u - target)
 
 
 def _dihedral(x, k):
@@ -135,8 +141,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           sigma=None, loss="l1"):
     import optax  # only training needs it; the sampler does not
 
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    loss_of_error = _loss_function(loss)  # an unknown loss fails before the pack is read
     config, weights, images = load_pack(pack_path, scale, sigma)
     patch_size = patch_size or config["data"].get("patch_size", 32)
     if init:
@@ -154,7 +159,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
 
     def loss_fn(params, stats, inputs, target):
         u, updates = deepam_jax.forward(params, stats, inputs, options, training=True)
-        return loss_value(u, target, loss), updates
+        return loss_of_error(u - target), updates
 
     @jax.jit
     def step(params, stats, opt_state, key, rate):
