@@ -51,6 +51,14 @@ named denoise_blind_b256_l2 denoise.npz --loss l2 \
     --batch-size 256 --patch-size 32 --learning-rate 5e-5
 named denoise_blind_p64_l2 denoise.npz --loss l2 \
     --batch-size 64 --patch-size 64 --learning-rate 5e-5
+# Warm restarts of the packed preset at a higher rate than any run since the CPU's first
+# (1e-3 at batch 16 for 117 k patches): does a long high-rate phase find better weights
+# than the low-rate fine-tunes, which had levelled off? Batch 512: the step is mostly PCG
+# latency, so the batch is nearly free.
+named denoise_blind_restart_hi denoise.npz --warmup 0.05 \
+    --batch-size 512 --patch-size 32 --learning-rate 5e-4
+named denoise_blind_restart_mid denoise.npz --warmup 0.05 \
+    --batch-size 512 --patch-size 32 --learning-rate 2e-4
 for s in 15 25 50; do
     named denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4

@@ -136,9 +136,19 @@ def make_sampler(images, config, patch_size, batch_size):
     return sample
 
 
+def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
+    """The rate after ``fraction`` of the run: a linear rise from 0 over the first
+    ``warmup`` fraction (a restart's Adam moments start at zero, so its first steps are
+    full-size sign steps), then cosine decay from ``peak`` to ``final_fraction * peak``."""
+    if fraction < warmup:
+        return peak * fraction / warmup
+    decay = (fraction - warmup) / (1 - warmup)
+    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * decay)))
+
+
 def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None, loss="l1"):
+          sigma=None, loss="l1", warmup=0.0):
     import optax  # only training needs it; the sampler does not
 
     loss_of_error = _loss_function(loss)  # an unknown loss fails before the pack is read
@@ -174,7 +184,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         arrays["config"] = np.array(json.dumps(config))
         arrays["log"] = np.array(json.dumps({
             "steps": steps, "seconds": elapsed, "batch_size": batch_size,
-            "patch_size": patch_size, "learning_rate": learning_rate,
+            "patch_size": patch_size, "learning_rate": learning_rate, "warmup": warmup,
             "device": str(jax.devices()[0]), "loss": loss, "loss_curve": losses, "seed": seed,
             "init": os.path.basename(init) if init else None,
         }))
@@ -184,7 +194,8 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
 
     key = jax.random.PRNGKey(seed)
     start = time.time()
-    params, stats, opt_state, value = step(params, stats, opt_state, key, learning_rate)
+    params, stats, opt_state, value = step(params, stats, opt_state, key,
+                                           learning_rate_at(0.0, learning_rate, final_fraction, warmup))
     value.block_until_ready()
     compiled = time.time()
     print(f"{output}: compiled in {compiled - start:.1f} s, first loss {float(value):.5f}", flush=True)
@@ -193,8 +204,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         elapsed = time.time() - compiled
         if elapsed >= seconds:
             break
-        fraction = elapsed / seconds
-        rate = learning_rate * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * fraction)))
+        rate = learning_rate_at(elapsed / seconds, learning_rate, final_fraction, warmup)
         key, sub = jax.random.split(key)
         params, stats, opt_state, value = step(params, stats, opt_state, sub, rate)
         running.append(value)
@@ -221,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--patch-size", type=int, help="default: the config's")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--final-fraction", type=float, default=0.01)
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="fraction of --seconds over which the rate rises linearly from 0")
     parser.add_argument("--scale", type=int)
     parser.add_argument("--sigma", type=float, help="train at this fixed noise level (0-255)")
     parser.add_argument("--loss", choices=LOSSES, default="l1",
@@ -232,7 +244,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     train(args.pack, args.output, args.seconds, args.batch_size, args.patch_size, args.learning_rate,
           args.final_fraction, args.scale, args.seed, args.save_every, args.log_every,
-          args.init, args.sigma, args.loss)
+          args.init, args.sigma, args.loss, args.warmup)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,19 @@ def test_training_losses_are_mean_absolute_and_mean_squared_error():
         jax_train.train("unused.npz", "unused_out.npz", 1, 1, 8, 1e-4, loss="ssim")
 
 
+def test_learning_rate_rises_over_the_warmup_then_decays_by_cosine():
+    rate = jax_train.learning_rate_at
+    assert rate(0.0, 1e-3) == pytest.approx(1e-3)  # no warmup: the peak at once
+    assert rate(1.0, 1e-3) == pytest.approx(1e-5)
+    assert rate(0.0, 1e-3, warmup=0.1) == 0.0
+    assert rate(0.05, 1e-3, warmup=0.1) == pytest.approx(5e-4)
+    assert rate(0.1, 1e-3, warmup=0.1) == pytest.approx(1e-3)
+    assert rate(0.55, 1e-3, final_fraction=0.0, warmup=0.1) == pytest.approx(5e-4)
+    assert rate(1.0, 1e-3, final_fraction=0.1, warmup=0.1) == pytest.approx(1e-4)
+    fractions = np.linspace(0.1, 1.0, 50)
+    assert np.all(np.diff([rate(f, 1e-3, warmup=0.1) for f in fractions]) < 0)
+
+
 def _train_output(path, model, seed):
     arrays = {"weight:" + k: v for k, v in _random_weights(model, seed).items()}
     arrays["config"] = np.array('{"model": {"stages": 1, "channels": 1}}')
