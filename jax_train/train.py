@@ -140,6 +140,8 @@ def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
     """The rate after ``fraction`` of the run: a linear rise from 0 over the first
     ``warmup`` fraction (a restart's Adam moments start at zero, so its first steps are
     full-size sign steps), then cosine decay from ``peak`` to ``final_fraction * peak``."""
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup}")
     if fraction < warmup:
         return peak * fraction / warmup
     decay = (fraction - warmup) / (1 - warmup)

@@ -156,6 +156,8 @@ def test_learning_rate_rises_over_the_warmup_then_decays_by_cosine():
     assert rate(1.0, 1e-3, final_fraction=0.1, warmup=0.1) == pytest.approx(1e-4)
     fractions = np.linspace(0.1, 1.0, 50)
     assert np.all(np.diff([rate(f, 1e-3, warmup=0.1) for f in fractions]) < 0)
+    with pytest.raises(ValueError, match="warmup must be"):
+        rate(0.5, 1e-3, warmup=1.0)
 
 
 def _train_output(path, model, seed):
