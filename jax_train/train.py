@@ -153,7 +153,9 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           sigma=None, loss="l1", warmup=0.0):
     import optax  # only training needs it; the sampler does not
 
-    loss_of_error = _loss_function(loss)  # an unknown loss fails before the pack is read
+    # An unknown loss or a bad warmup fails before the pack is read.
+    loss_of_error = _loss_function(loss)
+    first_rate = learning_rate_at(0.0, learning_rate, final_fraction, warmup)
     config, weights, images = load_pack(pack_path, scale, sigma)
     patch_size = patch_size or config["data"].get("patch_size", 32)
     if init:
@@ -196,8 +198,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
 
     key = jax.random.PRNGKey(seed)
     start = time.time()
-    params, stats, opt_state, value = step(params, stats, opt_state, key,
-                                           learning_rate_at(0.0, learning_rate, final_fraction, warmup))
+    params, stats, opt_state, value = step(params, stats, opt_state, key, first_rate)
     value.block_until_ready()
     compiled = time.time()
     print(f"{output}: compiled in {compiled - start:.1f} s, first loss {float(value):.5f}", flush=True)
