@@ -9,6 +9,14 @@ count; ``--loss l2`` swaps in mean squared error for a final fine-tune. The weig
 (Keras paths, batch-norm statistics included) are written to the output every
 ``--save-every`` seconds and at the end; ``convert.py`` turns them into a
 ``.keras`` model. Imports JAX, optax and numpy only.
+
+A schedule longer than one call to a GPU machine may run is split: the first call
+stops early and saves the whole training state, the next resumes it::
+
+    python jax_train/train.py gpu_pack/denoise.npz out/a.npz --seconds 780 --stop-after 500 ...
+    python jax_train/train.py gpu_pack/denoise.npz out/a.npz --resume out/a.npz
+
+A run killed between saves resumes from its last save the same way.
 """
 
 import argparse
@@ -148,16 +156,25 @@ def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * decay)))
 
 
+RECIPE = ("seconds", "batch_size", "patch_size", "learning_rate", "final_fraction", "scale",
+          "seed", "init", "sigma", "loss", "warmup")
+
+
 def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None, loss="l1", warmup=0.0):
-    import optax  # only training needs it; the sampler does not
-
+          sigma=None, loss="l1", warmup=0.0, stop_after=None, clock=time.time):
+    """Trains for one schedule of ``seconds`` (warmup, then cosine decay). ``stop_after``
+    ends this call earlier; the output then holds the whole training state (Adam moments,
+    random key, schedule position) and ``resume`` runs the rest of the same schedule."""
+    recipe = dict(seconds=float(seconds), batch_size=batch_size, patch_size=patch_size,
+                  learning_rate=learning_rate, final_fraction=final_fraction, scale=scale,
+                  seed=seed, init=os.path.basename(init) if init else None, sigma=sigma,
+                  loss=loss, warmup=warmup)
     # An unknown loss or a bad warmup fails before the pack is read.
-    loss_of_error = _loss_function(loss)
-    first_rate = learning_rate_at(0.0, learning_rate, final_fraction, warmup)
+    _loss_function(loss)
+    learning_rate_at(0.0, learning_rate, final_fraction, warmup)
     config, weights, images = load_pack(pack_path, scale, sigma)
-    patch_size = patch_size or config["data"].get("patch_size", 32)
+    recipe["patch_size"] = patch_size or config["data"].get("patch_size", 32)
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
         previous = np.load(init)
@@ -165,17 +182,61 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         if set(start) != set(weights):
             raise ValueError(f"{init} holds other weights than the pack's model")
         weights = start
+    state = {"weights": weights, "adam": None, "key": np.asarray(jax.random.PRNGKey(seed)),
+             "steps": 0, "position": 0.0, "loss_curve": []}
+    return _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock)
+
+
+def resume(pack_path, output, previous, stop_after=None, save_every=60.0, log_every=100,
+           clock=time.time):
+    """Continues the schedule that a ``train`` (or ``resume``) call stopped early and
+    saved to ``previous``: same recipe, weights, Adam moments, random stream and
+    schedule position, so that stopping and resuming trains like one uninterrupted run."""
+    saved = np.load(previous)
+    if "adam_count" not in saved.files:
+        raise ValueError(f"{previous} holds no training state (written by an older train.py?)")
+    log = json.loads(str(saved["log"]))
+    if log["finished"]:
+        raise ValueError(f"{previous} finished its {log['recipe']['seconds']:.0f} s schedule; "
+                         "start a new one with --init")
+    recipe = log["recipe"]
+    config, weights, images = load_pack(pack_path, recipe["scale"], recipe["sigma"])
+    if json.loads(str(saved["config"])) != config:
+        raise ValueError(f"{pack_path} holds another config than the run saved in {previous}")
+    weights = {k[len("weight:"):]: saved[k] for k in saved.files if k.startswith("weight:")}
+    adam = {part: {k[len(part) + 1:]: saved[k] for k in saved.files if k.startswith(part + ":")}
+            for part in ("adam_mu", "adam_nu")}
+    adam["count"] = saved["adam_count"]
+    state = {"weights": weights, "adam": adam, "key": saved["rng_key"], "steps": log["steps"],
+             "position": log["seconds"], "loss_curve": log["loss_curve"]}
+    return _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock)
+
+
+def _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock):
+    import optax  # only training needs it; the sampler does not
+
+    loss_of_error = _loss_function(recipe["loss"])
+    seconds, peak = recipe["seconds"], recipe["learning_rate"]
+
+    def rate_at(position):
+        return learning_rate_at(position / seconds, peak, recipe["final_fraction"], recipe["warmup"])
+
     options = deepam_jax.model_options(config["model"])
-    params, stats = deepam_jax.split_weights({k: jnp.asarray(v) for k, v in weights.items()})
-    sample = make_sampler(images, config, patch_size, batch_size)
+    params, stats = deepam_jax.split_weights({k: jnp.asarray(v) for k, v in state["weights"].items()})
+    sample = make_sampler(images, config, recipe["patch_size"], recipe["batch_size"])
     optimizer = optax.scale_by_adam(eps=1e-7)
     opt_state = optimizer.init(params)
+    if state["adam"] is not None:
+        adam = state["adam"]
+        opt_state = opt_state._replace(
+            count=jnp.asarray(adam["count"]),
+            mu={k: jnp.asarray(adam["adam_mu"][k]) for k in params},
+            nu={k: jnp.asarray(adam["adam_nu"][k]) for k in params})
 
     def loss_fn(params, stats, inputs, target):
         u, updates = deepam_jax.forward(params, stats, inputs, options, training=True)
         return loss_of_error(u - target), updates
 
-    @jax.jit
     def step(params, stats, opt_state, key, rate):
         inputs, target = sample(key)
         (value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, inputs, target)
@@ -183,71 +244,103 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
         params = jax.tree_util.tree_map(lambda p, d: p - rate * d, params, direction)
         return params, dict(stats, **updates), opt_state, value
 
-    def save(steps, elapsed, losses):
+    key = jnp.asarray(state["key"])
+    steps, position, losses = state["steps"], state["position"], list(state["loss_curve"])
+
+    def save(finished):
         arrays = {"weight:" + k: np.asarray(v) for k, v in {**params, **stats}.items()}
+        arrays.update({"adam_mu:" + k: np.asarray(v) for k, v in opt_state.mu.items()})
+        arrays.update({"adam_nu:" + k: np.asarray(v) for k, v in opt_state.nu.items()})
+        arrays["adam_count"] = np.asarray(opt_state.count)
+        arrays["rng_key"] = np.asarray(key)
         arrays["config"] = np.array(json.dumps(config))
         arrays["log"] = np.array(json.dumps({
-            "steps": steps, "seconds": elapsed, "batch_size": batch_size,
-            "patch_size": patch_size, "learning_rate": learning_rate, "warmup": warmup,
-            "device": str(jax.devices()[0]), "loss": loss, "loss_curve": losses, "seed": seed,
-            "init": os.path.basename(init) if init else None,
+            # "seconds": the schedule position of the last step taken.
+            "steps": steps, "seconds": position, "finished": finished, "recipe": recipe,
+            "device": str(jax.devices()[0]), "loss_curve": losses,
+            **{k: recipe[k] for k in ("batch_size", "patch_size", "learning_rate", "warmup",
+                                      "loss", "seed", "init")},
         }))
         temporary = output + ".tmp.npz"
         np.savez(temporary, **arrays)
         os.replace(temporary, output)
 
-    key = jax.random.PRNGKey(seed)
-    start = time.time()
-    params, stats, opt_state, value = step(params, stats, opt_state, key, first_rate)
-    value.block_until_ready()
-    compiled = time.time()
-    print(f"{output}: compiled in {compiled - start:.1f} s, first loss {float(value):.5f}", flush=True)
-    steps, last_save, losses, running = 1, compiled, [], []
+    begin = clock()
+    compiled_step = jax.jit(step).lower(params, stats, opt_state, key, jnp.float32(0)).compile()
+    started = clock()
+    print(f"{output}: compiled in {started - begin:.1f} s, resuming at step {steps}, "
+          f"{position:.0f} of {seconds:.0f} s" if steps else
+          f"{output}: compiled in {started - begin:.1f} s", flush=True)
+    stop_after = float("inf") if stop_after is None else stop_after
+    last_save, running, offset, first_step = started, [], position, steps
     while True:
-        elapsed = time.time() - compiled
-        if elapsed >= seconds:
+        now = clock()
+        here = offset + (now - started)
+        if here >= seconds or now - started >= stop_after:
             break
-        rate = learning_rate_at(elapsed / seconds, learning_rate, final_fraction, warmup)
+        rate = rate_at(here)
         key, sub = jax.random.split(key)
-        params, stats, opt_state, value = step(params, stats, opt_state, sub, rate)
+        params, stats, opt_state, value = compiled_step(params, stats, opt_state, sub, jnp.float32(rate))
         running.append(value)
-        steps += 1
+        steps, position = steps + 1, here
         if steps % log_every == 0:
             mean = float(jnp.mean(jnp.stack(running)))
             running = []
-            losses.append([steps, round(elapsed, 1), mean])
-            print(f"{output}: step {steps} {elapsed:.0f}s lr {rate:.2e} loss {mean:.5f}", flush=True)
-        if time.time() - last_save > save_every:
-            save(steps, elapsed, losses)
-            last_save = time.time()
-    save(steps, time.time() - compiled, losses)
-    print(f"{output}: {steps} steps in {time.time() - compiled:.0f} s "
-          f"({(time.time() - compiled) / steps * 1e3:.1f} ms/step)", flush=True)
+            losses.append([steps, round(here, 1), mean])
+            print(f"{output}: step {steps} {here:.0f}s lr {rate:.2e} loss {mean:.5f}", flush=True)
+        if now - last_save > save_every:
+            save(False)
+            last_save = now
+    finished = here >= seconds
+    save(finished)
+    took = clock() - started
+    done = steps - first_step
+    print(f"{output}: {done} steps in {took:.0f} s ({took / max(done, 1) * 1e3:.1f} ms/step), "
+          + ("schedule finished" if finished else
+             f"stopped at {position:.0f} of {seconds:.0f} s: continue with --resume"), flush=True)
+    return finished
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pack")
     parser.add_argument("output")
-    parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seconds", type=float,
+                        help="length of the schedule (warmup, then cosine decay), in training seconds")
+    parser.add_argument("--stop-after", type=float,
+                        help="end this call after this many seconds, saving the state for --resume")
+    parser.add_argument("--resume", metavar="PREVIOUS",
+                        help="continue the schedule saved in PREVIOUS (its recipe, not these options)")
+    parser.add_argument("--batch-size", type=int)
     parser.add_argument("--patch-size", type=int, help="default: the config's")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--final-fraction", type=float, default=0.01)
-    parser.add_argument("--warmup", type=float, default=0.0,
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--final-fraction", type=float)
+    parser.add_argument("--warmup", type=float,
                         help="fraction of --seconds over which the rate rises linearly from 0")
     parser.add_argument("--scale", type=int)
     parser.add_argument("--sigma", type=float, help="train at this fixed noise level (0-255)")
-    parser.add_argument("--loss", choices=LOSSES, default="l1",
-                        help="l1 (the paper's) or l2 (mean squared error, for a PSNR fine-tune)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss", choices=LOSSES,
+                        help="l1 (the paper's, default) or l2 (mean squared error, for a PSNR fine-tune)")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--init", help="start from this train.py output's weights")
     args = parser.parse_args(argv)
-    train(args.pack, args.output, args.seconds, args.batch_size, args.patch_size, args.learning_rate,
-          args.final_fraction, args.scale, args.seed, args.save_every, args.log_every,
-          args.init, args.sigma, args.loss, args.warmup)
+    given = [name for name in RECIPE if getattr(args, name) is not None]
+    if args.resume:
+        if given:
+            parser.error(f"--resume takes the recipe from {args.resume}; "
+                         f"drop --{given[0].replace('_', '-')}")
+        resume(args.pack, args.output, args.resume, args.stop_after, args.save_every, args.log_every)
+        return
+    if args.seconds is None:
+        parser.error("--seconds is required (or --resume)")
+    defaults = dict(batch_size=32, learning_rate=1e-3, final_fraction=0.01, seed=0, loss="l1",
+                    warmup=0.0)
+    recipe = {name: getattr(args, name) if getattr(args, name) is not None else defaults.get(name)
+              for name in RECIPE}
+    train(args.pack, args.output, save_every=args.save_every, log_every=args.log_every,
+          stop_after=args.stop_after, **recipe)
 
 
 if __name__ == "__main__":

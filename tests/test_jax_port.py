@@ -1,5 +1,6 @@
 """The JAX port used for GPU training (jax_train/) computes what the Keras model does."""
 
+import json
 import os
 import sys
 
@@ -188,3 +189,54 @@ def test_average_refuses_runs_of_other_models(tmp_path):
         average.average([str(tmp_path / "one.npz"), str(tmp_path / "other.npz")])
     with pytest.raises(ValueError, match="at least two"):
         average.average([str(tmp_path / "one.npz")])
+
+
+def _tiny_pack(path):
+    model = DeepAM(stages=1, channels=1)
+    model(np.zeros((1, 8, 8, 1), np.float32))
+    arrays = {"weight:" + w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    arrays["config"] = np.array('{"model": {"stages": 1, "channels": 1}, '
+                                '"data": {"sigma": 25, "patch_size": 8}}')
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        arrays[f"image_{i}"] = rng.integers(0, 256, (12, 12, 1), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def _ticks():
+    # A clock that advances one second per reading: the schedule becomes a step count.
+    count = iter(range(10**6))
+    return lambda: float(next(count))
+
+
+def test_a_stopped_and_resumed_run_trains_like_an_uninterrupted_one(tmp_path):
+    pack = str(tmp_path / "pack.npz")
+    _tiny_pack(pack)
+    recipe = dict(seconds=7, batch_size=2, patch_size=8, learning_rate=1e-2, warmup=0.3,
+                  log_every=1, save_every=1e9)
+    assert jax_train.train(pack, str(tmp_path / "whole.npz"), clock=_ticks(), **recipe)
+    split = str(tmp_path / "split.npz")
+    assert not jax_train.train(pack, split, stop_after=3, clock=_ticks(), **recipe)
+    stopped = json.loads(str(np.load(split)["log"]))
+    assert (stopped["steps"], stopped["finished"]) == (2, False)
+    assert jax_train.resume(pack, split, split, log_every=1, clock=_ticks())
+    whole, resumed = np.load(tmp_path / "whole.npz"), np.load(split)
+    assert json.loads(str(resumed["log"]))["steps"] == json.loads(str(whole["log"]))["steps"] == 6
+    assert int(resumed["adam_count"]) == 6
+    start = np.load(pack)
+    assert any(not np.array_equal(start[k], whole[k]) for k in start.files if k.startswith("weight:"))
+    for k in whole.files:
+        if k != "log":
+            np.testing.assert_array_equal(resumed[k], whole[k], err_msg=k)
+    assert json.loads(str(resumed["log"]))["loss_curve"] == json.loads(str(whole["log"]))["loss_curve"]
+    with pytest.raises(ValueError, match="finished"):
+        jax_train.resume(pack, split, split)
+
+
+def test_resume_refuses_new_recipe_options_and_outputs_without_state(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        jax_train.main(["p.npz", "o.npz", "--resume", "o.npz", "--learning-rate", "1e-3"])
+    assert "drop --learning-rate" in capsys.readouterr().err
+    _train_output(tmp_path / "old.npz", DeepAM(stages=1, channels=1), 1)
+    with pytest.raises(ValueError, match="no training state"):
+        jax_train.resume("p.npz", str(tmp_path / "o.npz"), str(tmp_path / "old.npz"))
