@@ -74,7 +74,8 @@ def estimate_sigma(image01):
 
 
 def check_sigma(sigma):
-    if not np.isscalar(sigma) or not np.isfinite(sigma) or not 0 < sigma <= MAX_SIGMA:
+    real = isinstance(sigma, (int, float, np.integer, np.floating)) and not isinstance(sigma, bool)
+    if not real or not np.isfinite(sigma) or not 0 < sigma <= MAX_SIGMA:
         raise ValueError(f"sigma must be a number in (0, {MAX_SIGMA:g}] on the 0-255 scale, got {sigma!r}")
     return float(sigma)
 

@@ -58,6 +58,8 @@ def test_sigma_none_is_estimated_and_reported(model_path, caplog):
         (np.zeros((8, 8)), 0, "sigma"),
         (np.zeros((8, 8)), 1e6, "sigma"),
         (np.zeros((8, 8)), float("nan"), "sigma"),
+        (np.zeros((8, 8)), "25", "sigma must be a number"),
+        (np.zeros((8, 8)), True, "sigma must be a number"),
     ],
 )
 def test_bad_input_is_a_clear_error(model_path, image, sigma, match):
