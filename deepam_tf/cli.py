@@ -57,7 +57,9 @@ def _denoise_files(args):
         raise ValueError("no input images found")
     single = len(files) == 1 and not os.path.isdir(args.inputs[0])
     if single:
-        targets = [args.output]
+        # Like cp: an existing folder as the output receives the file under its own name.
+        into = os.path.isdir(args.output)
+        targets = [os.path.join(args.output, os.path.basename(files[0])) if into else args.output]
     else:
         os.makedirs(args.output, exist_ok=True)
         targets = [os.path.join(args.output, os.path.basename(f)) for f in files]
@@ -178,7 +180,7 @@ def _parser():
     denoise.add_argument("inputs", nargs="*", help="image files or folders")
     denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
     denoise.add_argument("-o", "--output", default="deepam_camera.png",
-                         help="output file (one input) or folder (several inputs)")
+                         help="output file, or folder (several inputs, or an existing folder)")
     _restoration_options(denoise, DEFAULT_DENOISER)
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")

@@ -44,6 +44,10 @@ def test_folder_run_goes_past_bad_files_and_never_overwrites_inputs(tmp_path, ca
     code = cli.main(["denoise", str(inputs / "a.png"), "-o", str(inputs / "a.png"), "--model", str(model),
                      "--overwrite"])
     assert code == 1 and (inputs / "a.png").read_bytes() == originals["a.png"]
+    # One file into an existing folder lands there under its own name.
+    code = cli.main(["denoise", str(inputs / "a.png"), "-o", str(tmp_path / "out"), "--model", str(model),
+                     "--overwrite"])
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
 
 
 def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
