@@ -1,8 +1,9 @@
 """Export benchmark: latency per 256x256 image of the Keras model, the SavedModel and
-the TFLite model (CPU, 2 threads), the file sizes, and the PSNR each reaches, for several
-unrolled PCG iteration counts (which picks the TFLite default on trained weights).
+the TFLite model (CPU, 2 threads), the file sizes, the PSNR each reaches and its largest
+pixel difference from the Keras output, for several unrolled PCG solves of the TFLite
+form (preconditioner:iterations).
 
-    python benchmarks/export.py --model denoise_blind [--iterations 10 20 30 50]
+    python benchmarks/export.py --model denoise_blind [--solves dct:5 dct:8 jacobi:30]
 """
 
 import argparse
@@ -24,8 +25,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, nargs="+", default=[10, 20, 30, 50],
-                        help="unrolled Jacobi-PCG iterations to compare (fp32)")
+    parser.add_argument("--solves", nargs="+", default=["dct:5", "dct:8", "dct:10", "jacobi:30"],
+                        help="unrolled TFLite solves to compare (fp32), as preconditioner:iterations")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -45,8 +46,13 @@ def main():
     noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
     x = np.repeat(noisy[None, :, :, None], model.channels, axis=-1)
 
+    reference = []
+
     def quality(output):
-        return f"{metrics.psnr(clean, np.clip(np.asarray(output)[0, :, :, 0], 0, 1)):.2f}"
+        output = np.asarray(output)[0, :, :, 0]
+        reference.append(reference[0] if reference else output)
+        gap = np.abs(output - reference[0]).max() * 255
+        return [f"{metrics.psnr(clean, np.clip(output, 0, 1)):.2f}", f"{gap:.2f}"]
 
     feeds = {"image": x}
     if model.guidance_channels:
@@ -62,7 +68,7 @@ def main():
     psnr = quality(predict(keras_inputs))
     keras_file = args.model if os.path.isfile(args.model) else os.path.join(
         presets.PRESET_DIR, presets.list_presets()[args.model]["file"])
-    rows.append(["Keras (DCT PCG, tol 1e-4)", f"{t * 1e3:.0f}", f"{os.path.getsize(keras_file) / 1e6:.1f}", psnr])
+    rows.append(["Keras (DCT PCG, tol 1e-4)", f"{t * 1e3:.0f}", f"{os.path.getsize(keras_file) / 1e6:.1f}", *psnr])
 
     path = export_saved_model(model, work, "m", 1)
     serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -71,22 +77,24 @@ def main():
         sm_feeds["sigma"] = tf.constant([25.0])
     t = best_time(lambda: serve(**sm_feeds)["restored"].numpy(), repeats=3)
     psnr = quality(serve(**sm_feeds)["restored"])
-    rows.append(["SavedModel (TF-Serving)", f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", psnr])
+    rows.append(["SavedModel (TF-Serving)", f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", *psnr])
 
-    variants = [(False, k) for k in args.iterations] + [(True, tflite.DEFAULT_ITERATIONS)]
-    for float16, iterations in variants:
-        data = tflite.convert(model, (n, n), iterations, float16)
+    solves = [(name, int(count)) for name, count in (spec.split(":") for spec in args.solves)]
+    variants = [(False, *solve) for solve in solves] + [(True, "dct", tflite.DEFAULT_ITERATIONS)]
+    for float16, preconditioner, iterations in variants:
+        data = tflite.convert(model, (n, n), iterations, float16, preconditioner)
         interpreter = Interpreter(model_content=data, num_threads=2)
         interpreter.allocate_tensors()
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], next(v for k, v in feeds.items() if k in detail["name"]))
         t = best_time(interpreter.invoke, repeats=3)
         psnr = quality(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
-        label = f"TFLite {'fp16 weights' if float16 else 'fp32'} (unrolled Jacobi x{iterations}), 2 threads"
-        rows.append([label, f"{t * 1e3:.0f}", f"{len(data) / 1e6:.1f}", psnr])
+        default = " (default)" if (preconditioner, iterations) == ("dct", tflite.DEFAULT_ITERATIONS) else ""
+        label = f"TFLite {'fp16 weights' if float16 else 'fp32'}, {preconditioner} ×{iterations}{default}"
+        rows.append([label, f"{t * 1e3:.0f}", f"{len(data) / 1e6:.1f}", *psnr])
 
-    print(f"{args.model}, one {n}x{n} crop of camera with σ=25 noise, CPU\n")
-    print(markdown_table(["format", "ms per image", "size MB", "PSNR dB"], rows))
+    print(f"{args.model}, one {n}x{n} crop of camera with σ=25 noise, CPU (TFLite: 2 threads)\n")
+    print(markdown_table(["format", "ms per image", "size MB", "PSNR dB", "max |Δ| vs Keras, /255"], rows))
 
 
 if __name__ == "__main__":

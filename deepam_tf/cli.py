@@ -129,6 +129,7 @@ def _evaluate(args):
 
 def _export(args):
     from deepam_tf.export import export_saved_model, export_tflite
+    from deepam_tf.export.tflite import DEFAULT_ITERATIONS
     from deepam_tf.models import load_preset
 
     model = load_preset(args.preset)
@@ -137,7 +138,8 @@ def _export(args):
         os.makedirs(args.output, exist_ok=True)
         suffix = "_fp16" if args.float16 else ""
         path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")
-        export_tflite(model, path, tuple(args.size), args.iterations, args.float16, args.overwrite)
+        iterations = args.iterations or DEFAULT_ITERATIONS
+        export_tflite(model, path, tuple(args.size), iterations, args.float16, args.overwrite)
         print(f"wrote {path}")
         return 0
     path = export_saved_model(model, args.output, name, args.version)
@@ -212,7 +214,8 @@ def _parser():
     export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
     export.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
                         help="static input size (tflite)")
-    export.add_argument("--iterations", type=int, default=30, help="unrolled PCG iterations (tflite)")
+    export.add_argument("--iterations", type=int, default=None,
+                        help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
     export.add_argument("--overwrite", action="store_true")
     export.add_argument("-o", "--output", required=True, help="model base folder")

@@ -39,9 +39,21 @@ def test_tflite_matches_keras_and_has_builtin_gpu_ops_only(model):
     assert np.abs(got - want).max() <= 1e-4
 
 
+def test_few_unrolled_dct_iterations_reach_the_converged_keras_output(model):
+    # The export's solve (DCT by convolutions, no loop) against the model's own (DCT by
+    # FFT, while loop to 1e-4); Jacobi with as many iterations is far from it.
+    data = tflite.convert(model, (40, 56), iterations=8)
+    rng = np.random.default_rng(2)
+    feeds = {"image": rng.random((1, 40, 56, 1), np.float32),
+             "noise_level": np.full((1, 1), 0.1, np.float32)}
+    converged = np.asarray(model(feeds))
+    assert np.abs(_run(data, feeds) - converged).max() <= 2e-3
+    assert np.abs(np.asarray(tflite.static_copy(model, 8, "jacobi")(feeds)) - converged).max() > 2e-2
+
+
 def test_unrolled_copy_keeps_weights_and_changes_only_the_solver(model):
     clone = tflite.static_copy(model, 7)
-    assert clone.unrolled and clone.iterations == 7 and clone.preconditioner == "jacobi"
+    assert clone.unrolled and clone.iterations == 7 and clone.preconditioner == "dct"
     for a, b in zip(model.get_weights(), clone.get_weights()):
         np.testing.assert_array_equal(a, b)
 

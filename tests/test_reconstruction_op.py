@@ -117,6 +117,27 @@ def test_xla_and_unrolled_match_eager():
         assert np.abs(converged.numpy() - eager.numpy()).max() > 1e-3
 
 
+
+@pytest.mark.parametrize("shape", [(2, 7, 9, 2), (1, 16, 5, 1), (3, 2, 2, 1)])
+def test_dct_by_convolutions_is_the_fft_dct(shape):
+    import scipy.fft
+
+    from deepam_tf.ops import pcg
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape[1:3])
+    np.testing.assert_allclose(pcg.dct_matrix(shape[1]) @ x, scipy.fft.dct(x, axis=0, norm="ortho"), atol=1e-12)
+    gamma = tf.constant(rng.uniform(0.01, 3.0, shape))
+    r = tf.constant(rng.standard_normal(shape))
+    fft = pcg.dct_preconditioner(gamma)(r)
+    convolutions = pcg.dct_preconditioner(gamma, static=True)(r)
+    np.testing.assert_allclose(convolutions.numpy(), fft.numpy(), atol=1e-12)
+    # With constant γ it is the exact inverse of the system (the DCT diagonalises DᵀD).
+    constant = tf.fill(shape, tf.constant(0.7, tf.float64))
+    apply_a = pcg.system_operator(constant)
+    np.testing.assert_allclose(pcg.dct_preconditioner(constant, static=True)(apply_a(r)).numpy(), r.numpy(),
+                               atol=1e-10)
+
 def test_unrolled_gradient_matches_while_loop():
     f, v, gamma = (tf.constant(t) for t in _problem(seed=6))
     def grads(unrolled):

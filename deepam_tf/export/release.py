@@ -35,6 +35,7 @@ def refresh(folder, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS):
             "tflite": lite,
             "tflite_size": list(size),
             "tflite_iterations": iterations,
+            "tflite_preconditioner": "dct",
             "preset": info["file"],
         }
     with open(os.path.join(folder, "manifest.json"), "w") as handle:

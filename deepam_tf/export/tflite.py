@@ -1,8 +1,10 @@
-"""TFLite export for phones: static input size, unrolled Jacobi PCG, builtin ops only.
+"""TFLite export for phones: static input size, unrolled DCT-preconditioned PCG,
+builtin ops only.
 
-The TFLite GPU delegate has no WHILE op, so the reconstruction runs a fixed number of
-PCG iterations as straight-line ops (``ops.pcg.pcg_unrolled``, same step code as the
-while loop) with the Jacobi preconditioner (no FFT). The export refuses a model that
+The TFLite GPU delegate has no WHILE op and no FFT, so the reconstruction runs a fixed
+number of PCG iterations as straight-line ops (``ops.pcg.pcg_unrolled``, same step code
+as the while loop) with the DCT preconditioner computed by convolutions with constant
+kernels (``ops.pcg.dct_preconditioner(static=True)``). The export refuses a model that
 still contains WHILE, SHAPE, BROADCAST_TO or Flex (SELECT_TF_OPS) ops.
 """
 
@@ -12,10 +14,10 @@ import tensorflow as tf
 
 FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE", "READ_VARIABLE")
 DEFAULT_SIZE = (256, 256)
-DEFAULT_ITERATIONS = 30
+DEFAULT_ITERATIONS = 30  # chosen by benchmarks/unrolled_iterations.py
 
 
-def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner="jacobi"):
+def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner="dct"):
     """A copy of a DeepAM with an unrolled fixed-iteration reconstruction, same weights."""
     from deepam_tf.models import DeepAM
 
@@ -45,9 +47,10 @@ def operators(tflite_bytes):
     return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
-def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False):
-    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W)."""
-    clone = static_copy(model, iterations)
+def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False, preconditioner="dct"):
+    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W); ``"jacobi"``
+    instead of the DCT preconditioner is for comparisons."""
+    clone = static_copy(model, iterations, preconditioner)
     specs = input_specs(clone, size)
     names = list(specs)
 

@@ -20,10 +20,19 @@ def _dot(a, b):
     return tf.reduce_sum(a * b, axis=[1, 2], keepdims=True)
 
 
-def _safe_divide(num, den):
-    # num and den are >= 0 here and num == 0 whenever den == 0 (a converged system), so
-    # adding the smallest normal number turns 0/0 into 0 and changes nothing else.
-    return num / (den + np.finfo(den.dtype.as_numpy_dtype).tiny)
+def _safe_divide(num, den, floor=None):
+    # num and den are >= 0 here and num == 0 whenever den == 0 (a converged system). The
+    # default floor, the smallest normal number, turns 0/0 into 0 and changes nothing
+    # else. A float32 model run in float16 (TFLite GPU delegates do) flushes it to 0, so
+    # the unrolled form passes FLOAT16_SAFE_FLOOR instead.
+    if floor is None:
+        floor = np.finfo(den.dtype.as_numpy_dtype).tiny
+    return num / tf.maximum(den, tf.constant(floor, den.dtype))
+
+
+# The smallest normal float16: PCG dot products sum over the image, so on a converged
+# system they reach it only at a relative residual of about 1e-4 (256² image in [0, 1]).
+FLOAT16_SAFE_FLOOR = 2.0 ** -14
 
 
 def system_operator(gamma):
@@ -57,19 +66,77 @@ def _idct2(y):
     return tf.signal.idct(tf.linalg.matrix_transpose(y), type=2, norm="ortho")
 
 
-def dct_preconditioner(gamma):
+def dct_matrix(n):
+    """The orthonormal DCT-II matrix ``C`` (n × n, float64): ``C @ x`` is the DCT-II of
+    ``x``, ``C.T @ y`` its inverse."""
+    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+    c = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    c[0] /= np.sqrt(2.0)
+    return c
+
+
+def _dct2_by_convolutions(height, width, dtype):
+    """``(forward, inverse)`` 2-D orthonormal DCT-II of ``[B, H, W, 1]`` images (same
+    layout out) as constant-kernel convolutions, for static sizes. A VALID kernel as tall
+    as the image maps each column to its DCT coefficients, laid out along the channels; a
+    reshape turns those into rows, and the same along the width puts the result back in
+    [H, W] order. No FFT and no transpose: TFLite's GPU delegate runs both (it has no FFT,
+    and miscomputes the transposes of a matrix-product form)."""
+
+    def kernel(matrix):  # [n, 1, 1, n]: out[k] = sum_i matrix[k, i] x[i]
+        return tf.constant(matrix.T[:, None, None, :], dtype)
+
+    ch, cw = dct_matrix(height), dct_matrix(width)
+    pair = {"forward": (kernel(ch), kernel(cw)), "inverse": (kernel(ch.T), kernel(cw.T))}
+
+    def transform(kernels):
+        along_h, along_w = kernels
+
+        def apply(x):
+            y = tf.reshape(tf.nn.conv2d(x, along_h, 1, "VALID"), [-1, width, height, 1])
+            return tf.reshape(tf.nn.conv2d(y, along_w, 1, "VALID"), [-1, height, width, 1])
+
+        return apply
+
+    return transform(pair["forward"]), transform(pair["inverse"])
+
+
+def dct_preconditioner(gamma, static=False):
     """``r -> (γ̄ I + DᵀD)⁻¹ r`` with γ̄ the per-system mean of γ.
 
     Exact inverse when γ is constant: DᵀD (Neumann) is diagonal in the 2-D DCT-II basis.
+    ``static``: where the height and width are static, compute the DCT by convolutions
+    with constant kernels instead of FFTs (O(H + W) work per pixel; for fixed-size
+    exports, whose converters have no FFT op).
     """
     dtype = gamma.dtype
-    shape = tf.shape(gamma)
-    eigenvalues = differences.neumann_laplacian_eigenvalues(shape[1], shape[2], dtype)
-    gamma_mean = tf.reduce_mean(gamma, axis=[1, 2])  # [B, C]
+    height, width = gamma.shape[1], gamma.shape[2]
+    gamma_mean = tf.reduce_mean(gamma, axis=[1, 2], keepdims=True)  # [B, 1, 1, C]
     # A floor keeps the constant mode invertible when γ̄ is 0 (then A itself is singular).
     gamma_mean = tf.maximum(gamma_mean, tf.constant(1e-6, dtype))
+    if static and height is not None and width is not None:
+        forward, inverse = _dct2_by_convolutions(height, width, dtype)
+        eigenvalues = tf.reshape(differences.neumann_laplacian_eigenvalues(height, width, dtype),
+                                 [1, height, width, 1])
+        # Channel by channel, with no [:, None]-style indexing and no one-way split: the
+        # TFLite GPU delegate miscomputes the strided slices that the indexing becomes and
+        # fails on a SPLIT into one.
+        channels = gamma.shape[-1]
+
+        def split(x):
+            return tf.split(x, channels, axis=-1) if channels > 1 else [x]
+
+        scales = [1.0 / (m + eigenvalues) for m in split(gamma_mean)]
+
+        def apply_static(r):
+            parts = [inverse(forward(p) * s) for p, s in zip(split(r), scales)]
+            return tf.concat(parts, axis=-1) if channels > 1 else parts[0]
+
+        return apply_static
+    shape = tf.shape(gamma)
+    eigenvalues = differences.neumann_laplacian_eigenvalues(shape[1], shape[2], dtype)
     inverse_eigenvalues = 1.0 / (
-        gamma_mean[:, :, None, None] + tf.transpose(eigenvalues)[None, None]
+        tf.transpose(gamma_mean, [0, 3, 1, 2]) + tf.transpose(eigenvalues)[None, None]
     )  # [B, C, W, H]
 
     def apply(r):
@@ -81,12 +148,13 @@ def dct_preconditioner(gamma):
     return apply
 
 
-def make_preconditioner(name, gamma):
-    """The preconditioner ``name`` ("jacobi" or "dct") for the system with this gamma."""
+def make_preconditioner(name, gamma, static=False):
+    """The preconditioner ``name`` ("jacobi" or "dct") for the system with this gamma;
+    ``static``: the DCT by convolutions where the size is static (no FFT op)."""
     if name == "jacobi":
         return jacobi_preconditioner(gamma)
     if name == "dct":
-        return dct_preconditioner(gamma)
+        return dct_preconditioner(gamma, static=static)
     raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {name!r}")
 
 
@@ -97,15 +165,16 @@ def pcg_init(apply_a, precondition, b, x0):
     return x0, r, z, _dot(r, z)
 
 
-def pcg_step(apply_a, precondition, x, r, p, rz):
-    """One PCG iteration on the state ``(x, r, p, rz)``; returns the next state."""
+def pcg_step(apply_a, precondition, x, r, p, rz, floor=None):
+    """One PCG iteration on the state ``(x, r, p, rz)``; returns the next state.
+    ``floor``: the least denominator of the step sizes (default: the dtype's tiny)."""
     ap = apply_a(p)
-    alpha = _safe_divide(rz, _dot(p, ap))
+    alpha = _safe_divide(rz, _dot(p, ap), floor)
     x = x + alpha * p
     r = r - alpha * ap
     z = precondition(r)
     rz_next = _dot(r, z)
-    p = z + _safe_divide(rz_next, rz) * p
+    p = z + _safe_divide(rz_next, rz, floor) * p
     return x, r, p, rz_next
 
 
@@ -136,8 +205,12 @@ def pcg(apply_a, precondition, b, x0, iterations, tolerance):
 
 
 def pcg_unrolled(apply_a, precondition, b, x0, iterations):
-    """Exactly ``iterations`` PCG steps as straight-line ops (no loop, no early stop)."""
+    """Exactly ``iterations`` PCG steps as straight-line ops (no loop, no early stop).
+    In float32, the step sizes' denominators are floored at ``FLOAT16_SAFE_FLOOR``, so
+    that the iterations after convergence stay finite when a GPU delegate runs the model
+    in float16."""
+    floor = FLOAT16_SAFE_FLOOR if b.dtype == tf.float32 else None
     x, r, p, rz = pcg_init(apply_a, precondition, b, x0)
     for _ in range(iterations):
-        x, r, p, rz = pcg_step(apply_a, precondition, x, r, p, rz)
+        x, r, p, rz = pcg_step(apply_a, precondition, x, r, p, rz, floor)
     return x

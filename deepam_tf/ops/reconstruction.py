@@ -79,7 +79,8 @@ def _check_options(iterations, tolerance, preconditioner):
 
 def _solve(b, x0, gamma, iterations, tolerance, preconditioner, unrolled):
     apply_a = pcg.system_operator(gamma)
-    precondition = pcg.make_preconditioner(preconditioner, gamma)
+    # The unrolled form is for static-shape exports: its DCT runs by matrices, not FFTs.
+    precondition = pcg.make_preconditioner(preconditioner, gamma, static=unrolled)
     if unrolled:
         return pcg.pcg_unrolled(apply_a, precondition, b, x0, iterations)
     x, _, _ = pcg.pcg(apply_a, precondition, b, x0, iterations, tolerance)
