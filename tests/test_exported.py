@@ -62,9 +62,16 @@ def test_tflite_matches_the_preset(name):
     feeds = _inputs(model, size)
     static = tflite.static_copy(model, entry["tflite_iterations"], entry["tflite_preconditioner"])
     want = np.asarray(static(feeds if len(feeds) > 1 else feeds["image"], training=False))
-    # The fixed-iteration solve is also close to the preset's own converged one.
-    converged = np.asarray(model(feeds if len(feeds) > 1 else feeds["image"], training=False))
-    assert np.max(np.abs(want - converged)) <= 2e-3
+    # On a natural image, the fixed-iteration solve is also within 0.5/255 of the preset's
+    # own converged one (Jacobi with 30 iterations is not: 0.85/255 here).
+    import skimage.data
+
+    camera = skimage.data.camera()[128: 128 + size[0], 128: 128 + size[1]].astype(np.float32) / 255
+    noisy = camera + np.random.default_rng(0).normal(0, 25 / 255, camera.shape).astype(np.float32)
+    natural = dict(feeds, image=np.repeat(noisy[None, :, :, None], model.channels, axis=-1))
+    natural = natural if len(natural) > 1 else natural["image"]
+    gap = np.abs(np.asarray(static(natural, training=False)) - np.asarray(model(natural, training=False)))
+    assert gap.max() <= 0.5 / 255
     interpreter = Interpreter(model_path=os.path.join(EXPORTED, entry["tflite"]))
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE", "READ_VARIABLE")
 DEFAULT_SIZE = (256, 256)
-DEFAULT_ITERATIONS = 30  # chosen by benchmarks/unrolled_iterations.py
+DEFAULT_ITERATIONS = 8  # DCT-PCG; chosen by benchmarks/unrolled_iterations.py (README)
 
 
 def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner="dct"):

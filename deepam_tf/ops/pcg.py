@@ -80,8 +80,7 @@ def _dct2_by_convolutions(height, width, dtype):
     layout out) as constant-kernel convolutions, for static sizes. A VALID kernel as tall
     as the image maps each column to its DCT coefficients, laid out along the channels; a
     reshape turns those into rows, and the same along the width puts the result back in
-    [H, W] order. No FFT and no transpose: TFLite's GPU delegate runs both (it has no FFT,
-    and miscomputes the transposes of a matrix-product form)."""
+    [H, W] order. No FFT (TFLite's GPU delegate has none) and no transpose."""
 
     def kernel(matrix):  # [n, 1, 1, n]: out[k] = sum_i matrix[k, i] x[i]
         return tf.constant(matrix.T[:, None, None, :], dtype)
