@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
+from convert import weights_of  # noqa: E402
 
 
 def with_fixed_sigma(config, sigma):
@@ -160,7 +161,7 @@ RECIPE = ("seconds", "batch_size", "patch_size", "learning_rate", "final_fractio
           "seed", "init", "sigma", "loss", "warmup")
 
 
-def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
+def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_rate=1e-3,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
           sigma=None, loss="l1", warmup=0.0, stop_after=None, clock=time.time):
     """Trains for one schedule of ``seconds`` (warmup, then cosine decay). ``stop_after``
@@ -177,8 +178,7 @@ def train(pack_path, output, seconds, batch_size, patch_size, learning_rate,
     recipe["patch_size"] = patch_size or config["data"].get("patch_size", 32)
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
-        previous = np.load(init)
-        start = {k[len("weight:"):]: previous[k] for k in previous.files if k.startswith("weight:")}
+        _, start, _ = weights_of(init)
         if set(start) != set(weights):
             raise ValueError(f"{init} holds other weights than the pack's model")
         weights = start
@@ -195,15 +195,14 @@ def resume(pack_path, output, previous, stop_after=None, save_every=60.0, log_ev
     saved = np.load(previous)
     if "adam_count" not in saved.files:
         raise ValueError(f"{previous} holds no training state (written by an older train.py?)")
-    log = json.loads(str(saved["log"]))
+    saved_config, weights, log = weights_of(previous)
     if log["finished"]:
         raise ValueError(f"{previous} finished its {log['recipe']['seconds']:.0f} s schedule; "
                          "start a new one with --init")
     recipe = log["recipe"]
-    config, weights, images = load_pack(pack_path, recipe["scale"], recipe["sigma"])
-    if json.loads(str(saved["config"])) != config:
+    config, _, images = load_pack(pack_path, recipe["scale"], recipe["sigma"])
+    if saved_config != config:
         raise ValueError(f"{pack_path} holds another config than the run saved in {previous}")
-    weights = {k[len("weight:"):]: saved[k] for k in saved.files if k.startswith("weight:")}
     adam = {part: {k[len(part) + 1:]: saved[k] for k in saved.files if k.startswith(part + ":")}
             for part in ("adam_mu", "adam_nu")}
     adam["count"] = saved["adam_count"]
@@ -258,8 +257,6 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
             # "seconds": the schedule position of the last step taken.
             "steps": steps, "seconds": position, "finished": finished, "recipe": recipe,
             "device": str(jax.devices()[0]), "loss_curve": losses,
-            **{k: recipe[k] for k in ("batch_size", "patch_size", "learning_rate", "warmup",
-                                      "loss", "seed", "init")},
         }))
         temporary = output + ".tmp.npz"
         np.savez(temporary, **arrays)
@@ -335,12 +332,9 @@ def main(argv=None):
         return
     if args.seconds is None:
         parser.error("--seconds is required (or --resume)")
-    defaults = dict(batch_size=32, learning_rate=1e-3, final_fraction=0.01, seed=0, loss="l1",
-                    warmup=0.0)
-    recipe = {name: getattr(args, name) if getattr(args, name) is not None else defaults.get(name)
-              for name in RECIPE}
+    # Options not given take train()'s defaults.
     train(args.pack, args.output, save_every=args.save_every, log_every=args.log_every,
-          stop_after=args.stop_after, **recipe)
+          stop_after=args.stop_after, **{name: getattr(args, name) for name in given})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import shutil
 import sys
 
 from deepam_tf.export.saved_model import export_saved_model
-from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE, export_tflite
+from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE, PRECONDITIONER, export_tflite
 from deepam_tf.models import list_presets, load_preset
 
 
@@ -35,7 +35,7 @@ def refresh(folder, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS):
             "tflite": lite,
             "tflite_size": list(size),
             "tflite_iterations": iterations,
-            "tflite_preconditioner": "dct",
+            "tflite_preconditioner": PRECONDITIONER,
             "preset": info["file"],
         }
     with open(os.path.join(folder, "manifest.json"), "w") as handle:

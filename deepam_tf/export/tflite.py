@@ -14,10 +14,11 @@ import tensorflow as tf
 
 FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE", "READ_VARIABLE")
 DEFAULT_SIZE = (256, 256)
-DEFAULT_ITERATIONS = 8  # DCT-PCG; chosen by benchmarks/unrolled_iterations.py (README)
+PRECONDITIONER = "dct"  # by convolutions in the static form; "jacobi" only for comparisons
+DEFAULT_ITERATIONS = 8  # chosen by benchmarks/unrolled_iterations.py (README)
 
 
-def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner="dct"):
+def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner=PRECONDITIONER):
     """A copy of a DeepAM with an unrolled fixed-iteration reconstruction, same weights."""
     from deepam_tf.models import DeepAM
 
@@ -47,9 +48,9 @@ def operators(tflite_bytes):
     return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
-def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False, preconditioner="dct"):
-    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W); ``"jacobi"``
-    instead of the DCT preconditioner is for comparisons."""
+def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False,
+            preconditioner=PRECONDITIONER):
+    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W)."""
     clone = static_copy(model, iterations, preconditioner)
     specs = input_specs(clone, size)
     names = list(specs)

@@ -79,7 +79,7 @@ def _check_options(iterations, tolerance, preconditioner):
 
 def _solve(b, x0, gamma, iterations, tolerance, preconditioner, unrolled):
     apply_a = pcg.system_operator(gamma)
-    # The unrolled form is for static-shape exports: its DCT runs by matrices, not FFTs.
+    # The unrolled form is for static-shape exports: its DCT runs by convolutions, not FFTs.
     precondition = pcg.make_preconditioner(preconditioner, gamma, static=unrolled)
     if unrolled:
         return pcg.pcg_unrolled(apply_a, precondition, b, x0, iterations)
