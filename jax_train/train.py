@@ -288,10 +288,12 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
         if now - last_save > save_every:
             save(False)
             last_save = now
-    finished = here >= seconds
-    save(finished)
     took = clock() - started
     done = steps - first_step
+    # A stop less than one step before the schedule's end (a resume given the rest of a
+    # schedule that the last call measured to its stop, not to its last step) finishes it.
+    finished = here >= seconds or seconds - here < took / max(done, 1)
+    save(finished)
     print(f"{output}: {done} steps in {took:.0f} s ({took / max(done, 1) * 1e3:.1f} ms/step), "
           + ("schedule finished" if finished else
              f"stopped at {position:.0f} of {seconds:.0f} s: continue with --resume"), flush=True)

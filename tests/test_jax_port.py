@@ -233,6 +233,17 @@ def test_a_stopped_and_resumed_run_trains_like_an_uninterrupted_one(tmp_path):
         jax_train.resume(pack, split, split)
 
 
+def test_a_resume_given_the_rest_of_the_schedule_finishes_it(tmp_path):
+    # The first call stops 3 s in, after its last step at 2 s; the second is given the 4 s
+    # that remain of a 7 s schedule by wall time and must not ask for a third.
+    pack, split = str(tmp_path / "pack.npz"), str(tmp_path / "split.npz")
+    _tiny_pack(pack)
+    recipe = dict(seconds=7, batch_size=2, patch_size=8, learning_rate=1e-2, save_every=1e9)
+    assert not jax_train.train(pack, split, stop_after=3, clock=_ticks(), **recipe)
+    assert jax_train.resume(pack, split, split, stop_after=4, clock=_ticks())
+    assert json.loads(str(np.load(split)["log"]))["finished"]
+
+
 def test_resume_refuses_new_recipe_options_and_outputs_without_state(tmp_path, capsys):
     with pytest.raises(SystemExit):
         jax_train.main(["p.npz", "o.npz", "--resume", "o.npz", "--learning-rate", "1e-3"])
