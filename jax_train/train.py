@@ -290,11 +290,12 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
             last_save = now
     took = clock() - started
     done = steps - first_step
+    per_step = took / max(done, 1)
     # A stop less than one step before the schedule's end (a resume given the rest of a
     # schedule that the last call measured to its stop, not to its last step) finishes it.
-    finished = here >= seconds or seconds - here < took / max(done, 1)
+    finished = here >= seconds or seconds - here < per_step
     save(finished)
-    print(f"{output}: {done} steps in {took:.0f} s ({took / max(done, 1) * 1e3:.1f} ms/step), "
+    print(f"{output}: {done} steps in {took:.0f} s ({per_step * 1e3:.1f} ms/step), "
           + ("schedule finished" if finished else
              f"stopped at {position:.0f} of {seconds:.0f} s: continue with --resume"), flush=True)
     return finished
