@@ -32,7 +32,7 @@ def main(argv=None):
     from deepam_tf.evaluate import PROTOCOL, model_restore_fn, noisy_version, read_gray
     from deepam_tf.metrics import psnr
     from deepam_tf.models import load_preset
-    from deepam_tf.restore import MIN_ESTIMATED_SIGMA, estimate_sigma
+    from deepam_tf.restore import estimate_sigma
 
     model = load_preset(args.model)
     if not getattr(model, "noise_level_input", False):
@@ -51,7 +51,7 @@ def main(argv=None):
             noisy = noisy_version(clean, sigma, 0, index)
             for r in args.ratios:
                 told[r].append(psnr(clean, np.clip(restore(noisy, r * sigma), 0, 1)))
-            guess = max(estimate_sigma(noisy), MIN_ESTIMATED_SIGMA)
+            guess = estimate_sigma(noisy)
             estimates.append(guess)
             estimated.append(psnr(clean, np.clip(restore(noisy, guess), 0, 1)))
         exact = np.mean(told[1.0]) if 1.0 in told else None

@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 
-from deepam_tf.image_io import read_image_file, write_image_file
-from deepam_tf.restore import DEFAULT_DENOISER, DEFAULT_NIR_MODEL
+from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
+from deepam_tf.restore import DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, estimate_sigma
+
+DEMO_SIGMA = 25.0
 
 
 def _demo(args):
@@ -18,11 +20,12 @@ def _demo(args):
     from deepam_tf.models import list_presets
     from deepam_tf.restore import denoise
 
+    sigma = args.sigma or DEMO_SIGMA
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
-    noisy = clean + rng.normal(0.0, args.sigma / 255.0, clean.shape).astype(np.float32)
+    noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, args.sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble)
+        restored = denoise(noisy, sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble)
         method = f"DeepAM preset {DEFAULT_DENOISER}"
     else:
         from deepam_tf.classic_am import classic_am
@@ -31,7 +34,7 @@ def _demo(args):
         method = "classic AM (TV); no trained preset shipped yet"
     panel = np.concatenate([np.clip(noisy, 0, 1), restored, clean], axis=1)
     write_image_file(args.output, panel, args.overwrite)
-    print(f"camera, sigma={args.sigma:g}, {method}")
+    print(f"camera, sigma={sigma:g}, {method}")
     print(f"  noisy    PSNR {metrics.psnr(clean, np.clip(noisy, 0, 1)):.2f} dB")
     print(f"  restored PSNR {metrics.psnr(clean, restored):.2f} dB")
     print(f"wrote {args.output} (noisy | restored | clean)")
@@ -64,20 +67,27 @@ def _denoise_files(args):
         os.makedirs(args.output, exist_ok=True)
         targets = [os.path.join(args.output, os.path.basename(f)) for f in files]
     model = load_preset(args.model)
-    failures = []
+    failures, estimates = [], []
     progress = keras.utils.Progbar(len(files)) if len(files) > 1 else None
     for source, target in zip(files, targets):
         try:
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
-            image = read_image_file(source)
-            restored = denoise(image, args.sigma, model=model, tile_size=args.tile_size,
+            # An alpha channel is carried through unchanged.
+            colour, alpha = split_alpha(read_image_file(source, keep_alpha=True))
+            sigma = args.sigma
+            if sigma is None:
+                sigma = estimate_sigma(colour)
+                estimates.append(f"{source}: estimated sigma {sigma:.2f}")
+            restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble)
-            write_image_file(target, restored, args.overwrite)
+            write_image_file(target, join_alpha(restored, alpha), args.overwrite)
         except (ValueError, OSError) as error:
             failures.append(str(error))
         if progress:
             progress.add(1)
+    for estimate in estimates:
+        print(estimate)
     for failure in failures:
         print(f"deepam: failed: {failure}", file=sys.stderr)
     print(f"denoised {len(files) - len(failures)} of {len(files)} images into {args.output}")
@@ -99,13 +109,17 @@ def _upsample_depth(args):
 def _restore_nir(args):
     from deepam_tf.restore import restore_with_nir
 
-    rgb = read_image_file(args.rgb)
+    rgb, alpha = split_alpha(read_image_file(args.rgb, keep_alpha=True))
     nir = read_image_file(args.nir)
     if nir.ndim == 3:
         raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
-    restored = restore_with_nir(rgb, nir, args.sigma, model=args.model, tile_size=args.tile_size,
+    sigma = args.sigma
+    if sigma is None:
+        sigma = estimate_sigma(rgb)
+        print(f"{args.rgb}: estimated sigma {sigma:.2f}")
+    restored = restore_with_nir(rgb, nir, sigma, model=args.model, tile_size=args.tile_size,
                                 self_ensemble=args.self_ensemble)
-    write_image_file(args.output, restored, args.overwrite)
+    write_image_file(args.output, join_alpha(restored, alpha), args.overwrite)
     print(f"wrote {args.output}")
     return 0
 
@@ -148,6 +162,13 @@ def _export(args):
     return 0
 
 
+def _sigma(text):
+    try:
+        return check_sigma(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
 def _tile_size(text):
     if text in ("auto", "none"):
         return None if text == "none" else text
@@ -180,7 +201,9 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True)
     denoise = commands.add_parser("denoise", help="denoise images (no input: a demo)")
     denoise.add_argument("inputs", nargs="*", help="image files or folders")
-    denoise.add_argument("--sigma", type=float, default=25.0, help="noise level, 0-255 scale")
+    denoise.add_argument("--sigma", type=_sigma,
+                         help="noise level, 0-255 scale (default: estimated per image; the "
+                              f"demo adds and removes {DEMO_SIGMA:g})")
     denoise.add_argument("-o", "--output", default="deepam_camera.png",
                          help="output file, or folder (several inputs, or an existing folder)")
     _restoration_options(denoise, DEFAULT_DENOISER)
@@ -195,7 +218,7 @@ def _parser():
     nir = commands.add_parser("restore-nir", help="denoise RGB guided by an aligned NIR image")
     nir.add_argument("--rgb", required=True, help="noisy colour image")
     nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
-    nir.add_argument("--sigma", type=float, help="noise level, 0-255 scale (default: estimated)")
+    nir.add_argument("--sigma", type=_sigma, help="noise level, 0-255 scale (default: estimated)")
     nir.add_argument("-o", "--output", required=True)
     _restoration_options(nir, DEFAULT_NIR_MODEL)
 
@@ -204,7 +227,7 @@ def _parser():
     evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
     evaluate.add_argument("--folder", help="evaluate this image folder instead")
     evaluate.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
-    evaluate.add_argument("--sigma", type=float, default=25.0)
+    evaluate.add_argument("--sigma", type=_sigma, default=25.0)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
     _self_ensemble_option(evaluate)

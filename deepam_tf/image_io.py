@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+JPEG_QUALITY = 95
+
 
 def rgb_to_gray(image):
     """ITU-R 601 luma of an ``[H, W, 3+]`` float image, ``[H, W]``."""
@@ -20,10 +22,11 @@ def _is_cmyk(path):
         return False
 
 
-def read_image_file(path):
+def read_image_file(path, keep_alpha=False):
     """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``).
 
-    An alpha channel is dropped, CMYK is converted to RGB, 1-bit images become 0/255.
+    An alpha channel is dropped (kept as the last channel with ``keep_alpha``: ``[H, W, 2]``
+    or ``[H, W, 4]``), CMYK is converted to RGB, 1-bit images become 0/255.
     Raises ``ValueError`` naming the file when it is missing,
     empty or not a readable image.
     """
@@ -42,13 +45,31 @@ def read_image_file(path):
         image = np.asarray(iio.imread(path, mode="RGB"))
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
-    if image.ndim == 3 and image.shape[-1] in (2, 4):
-        image = image[..., :-1]  # drop alpha
-        if image.shape[-1] == 1:
-            image = image[..., 0]
     if image.ndim not in (2, 3) or image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype})")
+        raise ValueError(
+            f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype}); "
+            f"8- or 16-bit integer images only"
+        )
+    if image.ndim == 3 and image.shape[-1] in (2, 4) and not keep_alpha:
+        image = split_alpha(image)[0]
     return image
+
+
+def split_alpha(image):
+    """``(colour, alpha)`` of an ``[H, W, 2|4]`` image (gray or RGB plus alpha); ``(image,
+    None)`` for any other layout. A gray colour part is ``[H, W]``."""
+    if image.ndim != 3 or image.shape[-1] not in (2, 4):
+        return image, None
+    colour = image[..., :-1]
+    return (colour[..., 0] if colour.shape[-1] == 1 else colour), image[..., -1]
+
+
+def join_alpha(colour, alpha):
+    """Inverse of :func:`split_alpha`."""
+    if alpha is None:
+        return colour
+    colour = colour[..., None] if colour.ndim == 2 else colour
+    return np.concatenate([colour, alpha[..., None].astype(colour.dtype)], axis=-1)
 
 
 def write_image_file(path, image, overwrite=False):
@@ -65,9 +86,11 @@ def write_image_file(path, image, overwrite=False):
     if image.dtype.kind == "f":
         image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
     extension = os.path.splitext(path)[1] or ".png"
+    # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
+    options = {"quality": JPEG_QUALITY} if extension.lower() in (".jpg", ".jpeg") else {}
     tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
     try:
-        iio.imwrite(tmp, image, extension=extension)
+        iio.imwrite(tmp, image, extension=extension, **options)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

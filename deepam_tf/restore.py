@@ -64,13 +64,16 @@ def _layout(image, name="image"):
     return np.moveaxis(image, -1, 0)[..., None], lambda batch: np.moveaxis(batch[..., 0], 0, -1)
 
 
-def estimate_sigma(image01):
-    """Noise level on the 0–255 scale of an image in [0, 1] (wavelet MAD estimate)."""
+def estimate_sigma(image):
+    """Noise level on the 0–255 scale of an ``[H, W]`` or ``[H, W, C]`` image (uint8,
+    uint16 or float in [0, 1]), by the wavelet MAD estimate, floored at
+    ``MIN_ESTIMATED_SIGMA`` (a clean image estimates about 0)."""
     import skimage.restoration
 
-    channel_axis = -1 if image01.ndim == 3 else None
-    sigma = skimage.restoration.estimate_sigma(image01, channel_axis=channel_axis, average_sigmas=True)
-    return float(sigma) * 255.0
+    unit, _ = to_unit_range(image)
+    channel_axis = -1 if unit.ndim == 3 else None
+    sigma = skimage.restoration.estimate_sigma(unit, channel_axis=channel_axis, average_sigmas=True)
+    return max(float(sigma) * 255.0, MIN_ESTIMATED_SIGMA)
 
 
 def check_sigma(sigma):
@@ -136,7 +139,7 @@ def _given_sigma(sigma, model):
 
 def _estimated_sigma(unit):
     """σ estimated from a [0, 1] image (0–255 scale, floored), logged."""
-    sigma = check_sigma(max(estimate_sigma(unit), MIN_ESTIMATED_SIGMA))
+    sigma = check_sigma(estimate_sigma(unit))
     logger.info("estimated sigma %.2f (0-255 scale)", sigma)
     return sigma
 

@@ -65,6 +65,45 @@ def test_rgba_drops_alpha(tmp_path):
     np.testing.assert_array_equal(read_image_file(str(tmp_path / "a.png")), rgba[..., :3])
 
 
+@pytest.mark.parametrize("layout", ["gray+alpha", "rgb+alpha"])
+def test_command_line_carries_alpha_through(tmp_path, model_path, capsys, layout):
+    rng = np.random.default_rng(0)
+    colour = skimage.data.camera()[:24, :32] if layout == "gray+alpha" else skimage.data.astronaut()[:24, :32]
+    alpha = rng.integers(0, 256, (24, 32), dtype=np.uint8)
+    image = np.dstack([colour, alpha])
+    iio.imwrite(tmp_path / "a.png", image)
+    assert cli.main(["denoise", str(tmp_path / "a.png"), "--sigma", "10", "--model", model_path,
+                     "-o", str(tmp_path / "out.png")]) == 0
+    out = iio.imread(tmp_path / "out.png")
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., -1], alpha)
+    assert np.abs(out[..., :-1].astype(int) - colour.reshape(24, 32, -1)).mean() < 20
+
+
+def test_sigma_out_of_range_is_refused_before_any_work(tmp_path, model_path, capsys):
+    iio.imwrite(tmp_path / "a.png", skimage.data.camera()[:16, :16])
+    for bad in ("-5", "0", "1e6", "nan", "abc"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["denoise", str(tmp_path / "a.png"), "--sigma", bad, "--model", model_path,
+                      "-o", str(tmp_path / "out.png")])
+        assert exit_info.value.code == 2
+        assert "sigma" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_float_tiff_is_refused_naming_the_file(tmp_path):
+    iio.imwrite(tmp_path / "f.tif", np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"f\.tif: unsupported image .*float32.*8- or 16-bit"):
+        read_image_file(str(tmp_path / "f.tif"))
+
+
+def test_jpeg_outputs_are_written_at_high_quality(tmp_path):
+    camera = skimage.data.camera()
+    write_image_file(str(tmp_path / "c.jpg"), camera)
+    error = (iio.imread(tmp_path / "c.jpg").astype(float) - camera) ** 2
+    assert 10 * np.log10(255.0**2 / error.mean()) > 42  # imageio's default quality gives 35
+
+
 def test_cmyk_jpeg_becomes_rgb(tmp_path):
     rgb = skimage.data.astronaut()[:64, :64]
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", quality=95)

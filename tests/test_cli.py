@@ -84,3 +84,23 @@ def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
     assert cli.main(wrong) == 1
     assert "single-channel" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    model = tmp_path / "m.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
+    clean = skimage.data.camera()[:128, :128].astype(float)
+    rng = np.random.default_rng(0)
+    for name, sigma in (("low.png", 5), ("high.png", 30)):
+        noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).astype(np.uint8)
+        iio.imwrite(tmp_path / name, noisy)
+    code = cli.main(["denoise", str(tmp_path / "low.png"), str(tmp_path / "high.png"),
+                     "-o", str(tmp_path / "out"), "--model", str(model)])
+    assert code == 0
+    printed = {line.split(":")[0].rsplit("/", 1)[-1]: float(line.split()[-1])
+               for line in capsys.readouterr().out.splitlines() if "estimated sigma" in line}
+    assert 3 < printed["low.png"] < 8 and 24 < printed["high.png"] < 36
