@@ -10,6 +10,7 @@ from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_i
 from deepam_tf.restore import DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, estimate_sigma
 
 DEMO_SIGMA = 25.0
+DEMO_OUTPUT = "deepam_camera.png"
 
 
 def _demo(args):
@@ -59,7 +60,9 @@ def _denoise_files(args):
     if not files:
         raise ValueError("no input images found")
     single = len(files) == 1 and not os.path.isdir(args.inputs[0])
-    if single:
+    if args.output is None:
+        targets = ["{0}_denoised{1}".format(*os.path.splitext(f)) for f in files]
+    elif single:
         # Like cp: an existing folder as the output receives the file under its own name.
         into = os.path.isdir(args.output)
         targets = [os.path.join(args.output, os.path.basename(files[0])) if into else args.output]
@@ -90,7 +93,8 @@ def _denoise_files(args):
         print(estimate)
     for failure in failures:
         print(f"deepam: failed: {failure}", file=sys.stderr)
-    print(f"denoised {len(files) - len(failures)} of {len(files)} images into {args.output}")
+    where = args.output or "files beside the inputs (NAME_denoised.EXT)"
+    print(f"denoised {len(files) - len(failures)} of {len(files)} images into {where}")
     return 1 if failures else 0
 
 
@@ -204,8 +208,10 @@ def _parser():
     denoise.add_argument("--sigma", type=_sigma,
                          help="noise level, 0-255 scale (default: estimated per image; the "
                               f"demo adds and removes {DEMO_SIGMA:g})")
-    denoise.add_argument("-o", "--output", default="deepam_camera.png",
-                         help="output file, or folder (several inputs, or an existing folder)")
+    denoise.add_argument("-o", "--output",
+                         help="output file, or folder (several inputs, or an existing folder); "
+                              f"default: NAME_denoised.EXT beside each input ({DEMO_OUTPUT} for "
+                              "the demo)")
     _restoration_options(denoise, DEFAULT_DENOISER)
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
@@ -259,6 +265,7 @@ def main(argv=None):
     try:
         if args.command == "denoise":
             if not args.inputs:
+                args.output = args.output or DEMO_OUTPUT
                 _demo(args)
                 return 0
             return _denoise_files(args)

@@ -104,3 +104,25 @@ def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
     printed = {line.split(":")[0].rsplit("/", 1)[-1]: float(line.split()[-1])
                for line in capsys.readouterr().out.splitlines() if "estimated sigma" in line}
     assert 3 < printed["low.png"] < 8 and 24 < printed["high.png"] < 36
+
+
+def test_without_output_each_result_lands_beside_its_input(tmp_path, capsys):
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    model = tmp_path / "m.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
+    (tmp_path / "scans").mkdir()
+    for name in ("a.png", "b.png"):
+        iio.imwrite(tmp_path / "scans" / name, skimage.data.camera()[:16, :24])
+    iio.imwrite(tmp_path / "c.png", skimage.data.camera()[:16, :24])
+    code = cli.main(["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10",
+                     "--model", str(model)])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [
+        "a.png", "a_denoised.png", "b.png", "b_denoised.png"]
+    assert (tmp_path / "c_denoised.png").exists()
+    # A second run refuses to replace them.
+    assert cli.main(["denoise", str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
