@@ -84,7 +84,12 @@ def _dct2_by_convolutions(height, width, dtype):
     [H, W] order. No FFT (TFLite's GPU delegate has none) and no transpose."""
 
     def kernel(matrix):  # [n, 1, 1, n]: out[k] = sum_i matrix[k, i] x[i]
-        return tf.constant(matrix.T[:, None, None, :], dtype)
+        # Made eagerly and captured by any graph being traced, not a constant node in it:
+        # TF 2.21's oneDNN convolution aborts the process ("uint8 expected, got float")
+        # on a constant filter taller than about 200 rows on CPUs without AVX2. Exports
+        # still freeze it into a constant.
+        with tf.init_scope():
+            return tf.constant(matrix.T[:, None, None, :], dtype)
 
     def transform(along_h, along_w):
         def apply(x):
