@@ -189,6 +189,7 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         train_dataset(config, data_root),
         epochs=epochs or config["epochs"],
         steps_per_epoch=config["steps_per_epoch"],
+        shuffle=False,  # the patch stream draws its own random crops
         callbacks=callbacks,
         verbose=verbose,
     )
