@@ -9,9 +9,7 @@ from deepam_tf.native_log import captured_native_stderr  # noqa: E402
 
 if "tensorflow" not in sys.modules:
     with captured_native_stderr():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # CUDA's probe logs here, not at the first op
+        import tensorflow  # noqa: F401
 
 from deepam_tf import layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402

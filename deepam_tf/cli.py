@@ -262,6 +262,14 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    import tensorflow as tf
+
+    from deepam_tf.native_log import captured_native_stderr
+
+    with captured_native_stderr():
+        # The CUDA probe logs an error line on a machine without a GPU; the library leaves
+        # it to the first op (probing at import would initialise CUDA before any fork).
+        tf.config.list_physical_devices()
     try:
         if args.command == "denoise":
             if not args.inputs:
