@@ -41,13 +41,31 @@ def _demo(args):
     print(f"wrote {args.output} (noisy | restored | clean)")
 
 
-def _collect_inputs(inputs):
+def _sources_and_targets(inputs, output):
+    """``(source, target)`` per input image. Without ``output``: a folder's images go to
+    the sibling folder ``FOLDER_denoised/`` and a file's to ``NAME_denoised.EXT`` beside
+    it; with ``output``: that file (one input file; into it if it is a folder) or folder."""
     from deepam_tf.data import list_images
 
-    files = []
+    pairs = []
     for item in inputs:
-        files += list_images(item) if os.path.isdir(item) else [item]
-    return files
+        if os.path.isdir(item):
+            folder = os.path.normpath(item) + "_denoised" if output is None else output
+            pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
+        elif output is None:
+            pairs.append((item, "{0}_denoised{1}".format(*os.path.splitext(item))))
+        elif len(inputs) == 1 and not os.path.isdir(output):
+            pairs.append((item, output))
+        else:
+            # Like cp: a folder as the output receives the file under its own name.
+            pairs.append((item, os.path.join(output, os.path.basename(item))))
+    seen = {}
+    for source, target in pairs:
+        key = os.path.abspath(target)
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {source} would both be written to {target}")
+        seen[key] = source
+    return pairs
 
 
 def _denoise_files(args):
@@ -56,23 +74,18 @@ def _denoise_files(args):
     from deepam_tf.models import load_preset
     from deepam_tf.restore import denoise
 
-    files = _collect_inputs(args.inputs)
-    if not files:
+    pairs = _sources_and_targets(args.inputs, args.output)
+    if not pairs:
         raise ValueError("no input images found")
-    single = len(files) == 1 and not os.path.isdir(args.inputs[0])
-    if args.output is None:
-        targets = ["{0}_denoised{1}".format(*os.path.splitext(f)) for f in files]
-    elif single:
-        # Like cp: an existing folder as the output receives the file under its own name.
-        into = os.path.isdir(args.output)
-        targets = [os.path.join(args.output, os.path.basename(files[0])) if into else args.output]
-    else:
-        os.makedirs(args.output, exist_ok=True)
-        targets = [os.path.join(args.output, os.path.basename(f)) for f in files]
+    # Output folders this command names are made; a missing parent of an output file is
+    # an error (write_image_file says which).
+    for folder in {os.path.dirname(t) for _, t in pairs} - {""}:
+        if args.output is None or os.path.normpath(folder) == os.path.normpath(args.output):
+            os.makedirs(folder, exist_ok=True)
     model = load_preset(args.model)
     failures, estimates = [], []
-    progress = keras.utils.Progbar(len(files)) if len(files) > 1 else None
-    for source, target in zip(files, targets):
+    progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
+    for source, target in pairs:
         try:
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
@@ -93,8 +106,8 @@ def _denoise_files(args):
         print(estimate)
     for failure in failures:
         print(f"deepam: failed: {failure}", file=sys.stderr)
-    where = args.output or "files beside the inputs (NAME_denoised.EXT)"
-    print(f"denoised {len(files) - len(failures)} of {len(files)} images into {where}")
+    where = args.output or "FOLDER_denoised/ and NAME_denoised.EXT beside the inputs"
+    print(f"denoised {len(pairs) - len(failures)} of {len(pairs)} images into {where}")
     return 1 if failures else 0
 
 
@@ -210,8 +223,8 @@ def _parser():
                               f"demo adds and removes {DEMO_SIGMA:g})")
     denoise.add_argument("-o", "--output",
                          help="output file, or folder (several inputs, or an existing folder); "
-                              f"default: NAME_denoised.EXT beside each input ({DEMO_OUTPUT} for "
-                              "the demo)")
+                              "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
+                              f"a file, {DEMO_OUTPUT} for the demo")
     _restoration_options(denoise, DEFAULT_DENOISER)
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")

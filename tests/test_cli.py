@@ -106,7 +106,7 @@ def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
     assert 3 < printed["low.png"] < 8 and 24 < printed["high.png"] < 36
 
 
-def test_without_output_each_result_lands_beside_its_input(tmp_path, capsys):
+def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_path, capsys):
     import skimage.data
 
     from deepam_tf import DeepAM
@@ -117,12 +117,26 @@ def test_without_output_each_result_lands_beside_its_input(tmp_path, capsys):
     for name in ("a.png", "b.png"):
         iio.imwrite(tmp_path / "scans" / name, skimage.data.camera()[:16, :24])
     iio.imwrite(tmp_path / "c.png", skimage.data.camera()[:16, :24])
-    code = cli.main(["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10",
-                     "--model", str(model)])
-    assert code == 0
-    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [
-        "a.png", "a_denoised.png", "b.png", "b_denoised.png"]
+    run = ["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]
+    assert cli.main(run) == 0
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
     assert (tmp_path / "c_denoised.png").exists()
-    # A second run refuses to replace them.
-    assert cli.main(["denoise", str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]) == 1
-    assert "--overwrite" in capsys.readouterr().err
+    # A second run finds no earlier output among its inputs and replaces none of them.
+    before = (tmp_path / "scans_denoised" / "a.png").read_bytes()
+    assert cli.main(run) == 1
+    assert capsys.readouterr().err.count("--overwrite") == 3
+    assert (tmp_path / "scans_denoised" / "a.png").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, capsys):
+    import skimage.data
+
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        iio.imwrite(tmp_path / folder / "same.png", skimage.data.camera()[:16, :16])
+    code = cli.main(["denoise", str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png"),
+                     "--sigma", "10", "-o", str(tmp_path / "out"), "--overwrite"])
+    assert code == 1 and "would both be written to" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
