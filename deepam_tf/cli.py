@@ -130,6 +130,9 @@ def _restore_nir(args):
     nir = read_image_file(args.nir)
     if nir.ndim == 3:
         raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
+    if rgb.shape[:2] != nir.shape[:2]:
+        raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "
+                         f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")
     sigma = args.sigma
     if sigma is None:
         sigma = estimate_sigma(rgb)

@@ -84,6 +84,13 @@ def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
     assert cli.main(wrong) == 1
     assert "single-channel" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+    iio.imwrite(tmp_path / "small_nir.png", np.zeros((32, 48), np.uint8))
+    unaligned = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "small_nir.png"),
+                 "--model", str(tmp_path / "nir.keras"), "-o", str(tmp_path / "x.png")]
+    assert cli.main(unaligned) == 1
+    out, err = capsys.readouterr()
+    assert "rgb.png is 64x48 but" in err and "small_nir.png is 32x48" in err
+    assert "estimated sigma" not in out and not (tmp_path / "x.png").exists()
 
 
 def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
