@@ -7,7 +7,8 @@ import sys
 import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
-from deepam_tf.restore import DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, estimate_sigma
+from deepam_tf.restore import (DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, estimate_sigma,
+                               given_sigma)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -82,6 +83,8 @@ def _denoise_files(args):
     for folder in {os.path.dirname(t) for _, t in pairs} - {""}:
         if args.output is None or os.path.normpath(folder) == os.path.normpath(args.output):
             os.makedirs(folder, exist_ok=True)
+    # A fixed-σ alias (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
+    fixed_sigma = given_sigma(args.sigma, args.model)
     model = load_preset(args.model)
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
@@ -91,7 +94,7 @@ def _denoise_files(args):
                 raise ValueError(f"{target}: output would overwrite its input")
             # An alpha channel is carried through unchanged.
             colour, alpha = split_alpha(read_image_file(source, keep_alpha=True))
-            sigma = args.sigma
+            sigma = fixed_sigma
             if sigma is None:
                 sigma = estimate_sigma(colour)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
@@ -133,7 +136,7 @@ def _restore_nir(args):
     if rgb.shape[:2] != nir.shape[:2]:
         raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "
                          f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")
-    sigma = args.sigma
+    sigma = given_sigma(args.sigma, args.model or DEFAULT_NIR_MODEL)
     if sigma is None:
         sigma = estimate_sigma(rgb)
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")

@@ -115,7 +115,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     """
     from deepam_tf.models.tiling import check_memory
 
-    sigma = _given_sigma(sigma, model)
+    sigma = given_sigma(sigma, model)
     model = _load(model)
     shape = np.shape(image)
     if len(shape) in (2, 3):
@@ -127,7 +127,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
 
 
-def _given_sigma(sigma, model):
+def given_sigma(sigma, model):
     """``sigma`` checked, or the σ of a fixed-σ preset alias when ``sigma`` is None; None
     when neither gives one (the caller then estimates it from the image)."""
     if sigma is None and isinstance(model, str):
@@ -271,7 +271,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     Returns:
         The restored RGB image, same shape, dtype and range as ``rgb``.
     """
-    sigma = _given_sigma(sigma, model)
+    sigma = given_sigma(sigma, model)
     unit, back = to_unit_range(rgb, "rgb")
     unit = _channels(unit, 3, "rgb")
     nir01, _ = to_unit_range(nir, "nir")

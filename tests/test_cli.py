@@ -147,3 +147,19 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, c
                      "--sigma", "10", "-o", str(tmp_path / "out"), "--overwrite"])
     assert code == 1 and "would both be written to" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_fixed_sigma_alias_brings_its_sigma_to_the_command_line(tmp_path, capsys):
+    import skimage.data
+
+    noisy = np.clip(skimage.data.camera()[:48, :64] + np.random.default_rng(0).normal(0, 40, (48, 64)), 0, 255)
+    iio.imwrite(tmp_path / "n.png", noisy.astype(np.uint8))
+    base = ["denoise", str(tmp_path / "n.png"), "--model", "denoise_sigma25", "-o"]
+    assert cli.main(base + [str(tmp_path / "alias.png")]) == 0
+    assert "estimated sigma" not in capsys.readouterr().out
+    assert cli.main(base + [str(tmp_path / "told.png"), "--sigma", "25"]) == 0
+    assert cli.main(["denoise", str(tmp_path / "n.png"), "-o", str(tmp_path / "estimated.png")]) == 0
+    assert "estimated sigma" in capsys.readouterr().out
+    alias, told, estimated = (iio.imread(tmp_path / f"{n}.png") for n in ("alias", "told", "estimated"))
+    np.testing.assert_array_equal(alias, told)
+    assert np.any(alias != estimated)
