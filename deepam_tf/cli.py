@@ -102,7 +102,8 @@ def _denoise_files(args):
                                self_ensemble=args.self_ensemble)
             write_image_file(target, join_alpha(restored, alpha), args.overwrite)
         except (ValueError, OSError) as error:
-            failures.append(str(error))
+            message = str(error)
+            failures.append(message if source in message else f"{source}: {message}")
         if progress:
             progress.add(1)
     for estimate in estimates:

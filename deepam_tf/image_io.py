@@ -23,7 +23,8 @@ def _is_cmyk(path):
 
 
 def read_image_file(path, keep_alpha=False):
-    """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``).
+    """An image file as a numpy array (uint8/uint16, ``[H, W]`` or ``[H, W, 3]``; a
+    floating-point TIFF as float32, nominally in [0, 1]).
 
     An alpha channel is dropped (kept as the last channel with ``keep_alpha``: ``[H, W, 2]``
     or ``[H, W, 4]``), CMYK is converted to RGB, 1-bit images become 0/255.
@@ -45,10 +46,12 @@ def read_image_file(path, keep_alpha=False):
         image = np.asarray(iio.imread(path, mode="RGB"))
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
-    if image.ndim not in (2, 3) or image.dtype not in (np.uint8, np.uint16):
+    if image.dtype.kind == "f" and _is_tiff(path):
+        image = image.astype(np.float32)
+    if image.ndim not in (2, 3) or image.dtype not in (np.uint8, np.uint16, np.float32):
         raise ValueError(
             f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype}); "
-            f"8- or 16-bit integer images only"
+            f"8- or 16-bit integer images, or floating-point TIFF"
         )
     if image.ndim == 3 and image.shape[-1] in (2, 4) and not keep_alpha:
         image = split_alpha(image)[0]
@@ -72,9 +75,14 @@ def join_alpha(colour, alpha):
     return np.concatenate([colour, alpha[..., None].astype(colour.dtype)], axis=-1)
 
 
+def _is_tiff(path):
+    return os.path.splitext(path)[1].lower() in (".tif", ".tiff")
+
+
 def write_image_file(path, image, overwrite=False):
-    """Writes ``image`` (uint8/uint16, or float in [0, 1] -> 8-bit) to ``path`` through a
-    temporary file and an atomic rename; refuses to replace a file unless ``overwrite``."""
+    """Writes ``image`` (uint8/uint16, or float in [0, 1]: float32 to a TIFF, 8-bit to
+    other formats) to ``path`` through a temporary file and an atomic rename; refuses to
+    replace a file unless ``overwrite``."""
     import imageio.v3 as iio
 
     if os.path.exists(path) and not overwrite:
@@ -84,7 +92,8 @@ def write_image_file(path, image, overwrite=False):
         raise FileNotFoundError(f"output folder {directory} does not exist")
     image = np.asarray(image)
     if image.dtype.kind == "f":
-        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        image = np.clip(image, 0.0, 1.0)
+        image = image.astype(np.float32) if _is_tiff(path) else np.round(image * 255.0).astype(np.uint8)
     extension = os.path.splitext(path)[1] or ".png"
     # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
     options = {"quality": JPEG_QUALITY} if extension.lower() in (".jpg", ".jpeg") else {}

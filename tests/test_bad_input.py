@@ -91,10 +91,21 @@ def test_sigma_out_of_range_is_refused_before_any_work(tmp_path, model_path, cap
     assert not (tmp_path / "out.png").exists()
 
 
-def test_float_tiff_is_refused_naming_the_file(tmp_path):
-    iio.imwrite(tmp_path / "f.tif", np.zeros((8, 8), np.float32))
-    with pytest.raises(ValueError, match=r"f\.tif: unsupported image .*float32.*8- or 16-bit"):
-        read_image_file(str(tmp_path / "f.tif"))
+def test_float_tiff_round_trips_as_float_and_a_0_255_one_is_refused_by_name(tmp_path, model_path, capsys):
+    clean = skimage.data.camera()[:32, :40] / 255.0
+    noisy = clean + np.random.default_rng(0).normal(0, 20 / 255, clean.shape)
+    iio.imwrite(tmp_path / "unit.tif", noisy.astype(np.float64))
+    iio.imwrite(tmp_path / "wide.tif", (noisy * 255).astype(np.float32))
+    assert read_image_file(str(tmp_path / "unit.tif")).dtype == np.float32
+    code = cli.main(["denoise", str(tmp_path / "unit.tif"), str(tmp_path / "wide.tif"), "--sigma", "20",
+                     "--model", model_path, "-o", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "wide.tif: image is float with values in" in err and "[0, 1] scale" in err
+    out = iio.imread(tmp_path / "out" / "unit.tif")
+    assert out.dtype == np.float32 and out.shape == clean.shape
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert not (tmp_path / "out" / "wide.tif").exists()
 
 
 def test_jpeg_outputs_are_written_at_high_quality(tmp_path):
