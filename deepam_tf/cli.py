@@ -155,7 +155,7 @@ def _evaluate(args):
     folder = args.folder or os.path.join(data.data_dir(args.data_dir), "denoise", args.set)
     model = load_preset(args.model)
     rows = evaluate.evaluate(evaluate.model_restore_fn(model, args.self_ensemble), folder, args.sigma,
-                             seed=args.seed)
+                             seed=args.seed, progress=True)
     ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
     title = f"{args.model}{ensemble} on {folder} at sigma {args.sigma:g}"
     evaluate.write_tables(rows, args.output, title)

@@ -36,14 +36,20 @@ def noisy_version(clean, sigma, seed, index):
     return clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
 
 
-def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None):
-    """Runs ``restore_fn(noisy, sigma) -> restored`` on every image of ``folder``.
+def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
+    """Runs ``restore_fn(noisy, sigma) -> restored`` on every image of ``folder``
+    (``progress``: a Keras progress bar with the running mean PSNR).
 
     Returns a list of rows ``{"image", "psnr", "ssim", "noisy_psnr", "seconds"}`` and
     a final ``"mean"`` row.
     """
     rows = []
-    for index, path in enumerate(list_images(folder)[:limit]):
+    paths = list_images(folder)[:limit]
+    if progress:
+        import keras
+
+        bar = keras.utils.Progbar(len(paths), stateful_metrics=["mean PSNR"])
+    for index, path in enumerate(paths):
         clean = read_gray(path)
         noisy = noisy_version(clean, sigma, seed, index)
         start = time.perf_counter()
@@ -56,6 +62,8 @@ def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None):
             "noisy_psnr": metrics.psnr(clean, np.clip(noisy, 0, 1)),
             "seconds": seconds,
         })
+        if progress:
+            bar.add(1, [("mean PSNR", float(np.mean([r["psnr"] for r in rows])))])
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "noisy_psnr", "seconds")}
     rows.append({"image": "mean", **mean})
     return rows

@@ -80,6 +80,18 @@ def test_from_preset_loads_a_keras_file(model_path):
     assert isinstance(DeepAM.from_preset(model_path), DeepAM)
 
 
+def test_evaluate_can_show_progress_with_the_running_mean(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    for i in range(2):
+        iio.imwrite(tmp_path / f"{i}.png", skimage.data.camera()[:32, i * 40: i * 40 + 40])
+    evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25)
+    assert "mean PSNR" not in capsys.readouterr().out
+    rows = evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25, progress=True)
+    shown = capsys.readouterr().out
+    assert "2/2" in shown and f"mean PSNR: {rows[-1]['psnr']:.4f}" in shown
+
+
 def test_evaluate_follows_the_protocol(tmp_path):
     import imageio.v3 as iio
 
