@@ -1,15 +1,13 @@
 """deepam_tf: DeepAM (Kim, Jung, Min, Sohn, CVPR 2017) in TensorFlow / Keras 3."""
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deepam_tf.native_log import captured_native_stderr  # noqa: E402
 
-if "tensorflow" not in sys.modules:
-    with captured_native_stderr():
-        import tensorflow  # noqa: F401
+with captured_native_stderr():  # a no-op when TensorFlow is already imported
+    import tensorflow  # noqa: F401
 
 from deepam_tf import layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402

@@ -26,15 +26,15 @@ def captured_native_stderr():
         yield
         return
     sys.stderr.flush()
+    failed = True
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), STDERR)
         try:
             yield
-        except BaseException:
-            os.dup2(saved, STDERR)
-            capture.seek(0)
-            sys.stderr.write(capture.read().decode(errors="replace"))
-            raise
+            failed = False
         finally:
             os.dup2(saved, STDERR)
             os.close(saved)
+            if failed:
+                capture.seek(0)
+                sys.stderr.write(capture.read().decode(errors="replace"))
