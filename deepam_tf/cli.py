@@ -69,6 +69,16 @@ def _sources_and_targets(inputs, output):
     return pairs
 
 
+def _destination(pairs):
+    """Where the outputs went, in words: the file, the folder(s), or beside the inputs."""
+    if len(pairs) == 1:
+        return pairs[0][1]
+    folders = sorted({os.path.dirname(target) or "." for _, target in pairs})
+    if len(folders) > 3:
+        return f"{len(folders)} folders ({folders[0]}/, ...)"
+    return ", ".join(folder + "/" for folder in folders)
+
+
 def _denoise_files(args):
     import keras
 
@@ -110,8 +120,7 @@ def _denoise_files(args):
         print(estimate)
     for failure in failures:
         print(f"deepam: failed: {failure}", file=sys.stderr)
-    where = args.output or "FOLDER_denoised/ and NAME_denoised.EXT beside the inputs"
-    print(f"denoised {len(pairs) - len(failures)} of {len(pairs)} images into {where}")
+    print(f"denoised {len(pairs) - len(failures)} of {len(pairs)} images into {_destination(pairs)}")
     return 1 if failures else 0
 
 

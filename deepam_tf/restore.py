@@ -3,6 +3,7 @@
 import collections
 import logging
 import os
+import warnings
 
 import numpy as np
 
@@ -71,8 +72,14 @@ def estimate_sigma(image):
     import skimage.restoration
 
     unit, _ = to_unit_range(image)
+    _layout(unit)
     channel_axis = -1 if unit.ndim == 3 else None
-    sigma = skimage.restoration.estimate_sigma(unit, channel_axis=channel_axis, average_sigmas=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sigma = skimage.restoration.estimate_sigma(unit, channel_axis=channel_axis, average_sigmas=True)
+    if not np.isfinite(sigma):
+        raise ValueError(f"cannot estimate the noise level of a {unit.shape[1]}x{unit.shape[0]} "
+                         f"image; give sigma")
     return max(float(sigma) * 255.0, MIN_ESTIMATED_SIGMA)
 
 

@@ -126,6 +126,8 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
     iio.imwrite(tmp_path / "c.png", skimage.data.camera()[:16, :24])
     run = ["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]
     assert cli.main(run) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"denoised 3 of 3 images into {tmp_path}/, {tmp_path / 'scans_denoised'}/")
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["a.png", "b.png"]
     assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
     assert (tmp_path / "c_denoised.png").exists()

@@ -52,6 +52,7 @@ def test_sigma_none_is_estimated_and_reported(model_path, caplog):
     [
         (np.full((8, 8), np.nan), 25, "NaN"),
         (np.zeros((1, 8)), 25, "at least 2x2"),
+        (np.zeros((1, 5), np.uint8), None, "at least 2x2"),  # checked before σ is estimated
         (np.zeros((8, 8), np.int32), 25, "uint8, uint16 or float"),
         (np.zeros((2, 8, 8, 1)), 25, r"\[H, W\] or \[H, W, C\]"),
         (np.zeros((0, 8)), 25, "empty"),
