@@ -30,10 +30,83 @@ from deepam_tf.data import splits
 from deepam_tf.models import DeepAM
 
 
+# Per section: (required keys, optional keys). The model section takes DeepAM's arguments.
+CONFIG_KEYS = {
+    "config": ({"model", "data", "epochs", "steps_per_epoch", "optimizer"},
+               {"description", "l2", "backup_every_steps", "init"}),
+    "data": (set(), {"task", "train", "channels", "patch_size", "batch_size", "sigma",
+                     "sigma_range", "seed", "scale"}),
+    "optimizer": ({"name", "learning_rate"},
+                  {"momentum", "schedule", "decay_epochs", "decay_factor", "clipnorm",
+                   "warmup_steps", "final_learning_rate_fraction"}),
+}
+TASKS = ("denoise", "depth_sr", "rgb_nir")
+
+
 def load_config(path):
-    """Reads a training config (JSON)."""
-    with open(path) as handle:
-        return json.load(handle)
+    """Reads and checks a training config (JSON); errors name the file."""
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from None
+    try:
+        check_config(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
+
+
+def check_config(config):
+    """Raises ValueError naming the first problem of a config: a missing or unknown key
+    (a misspelt option would otherwise be ignored), a non-positive count or rate, or a
+    model the config's arguments cannot build."""
+    import inspect
+
+    def keys(section, name):
+        label = "config" if name == "config" else f"config {name}"
+        if not isinstance(section, dict):
+            raise ValueError(f"{label} must be a JSON object, got {section!r}")
+        required, optional = CONFIG_KEYS[name]
+        if missing := sorted(required - set(section)):
+            raise ValueError(f"{label} lacks {', '.join(missing)}")
+        if unknown := sorted(set(section) - required - optional):
+            raise ValueError(f"{label} has unknown key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(required | optional))}")
+
+    def positive(value, name, kind=(int, float)):
+        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+            raise ValueError(f"config {name} must be a positive "
+                             f"{'integer' if kind is int else 'number'}, got {value!r}")
+
+    keys(config, "config")
+    keys(config["data"], "data")
+    keys(config["optimizer"], "optimizer")
+    positive(config["epochs"], "epochs", int)
+    positive(config["steps_per_epoch"], "steps_per_epoch", int)
+    positive(config["optimizer"]["learning_rate"], "optimizer learning_rate")
+    spec = config["data"]
+    for name in ("patch_size", "batch_size", "channels", "scale"):
+        if name in spec:
+            positive(spec[name], f"data {name}", int)
+    task = spec.get("task", "denoise")
+    if task not in TASKS:
+        raise ValueError(f"config data task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task == "denoise" and ("train" not in spec or ("sigma" in spec) == ("sigma_range" in spec)):
+        raise ValueError("config data for denoising needs train and one of sigma, sigma_range")
+    if task == "depth_sr" and "scale" not in spec:
+        raise ValueError("config data for depth_sr needs scale")
+    model = config["model"]
+    if not isinstance(model, dict):
+        raise ValueError(f"config model must be a JSON object of DeepAM arguments, got {model!r}")
+    arguments = set(inspect.signature(DeepAM.__init__).parameters) - {"self", "kwargs", "kernel_regularizer"}
+    if unknown := sorted(set(model) - arguments):
+        raise ValueError(f"config model has unknown argument(s) {', '.join(unknown)}; "
+                         f"DeepAM takes {', '.join(sorted(arguments))}")
+    try:
+        DeepAM(**model)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config model cannot be built: {error}") from None
 
 
 def build_model(config):
@@ -165,17 +238,41 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _check_output_dir(config, output_dir):
+    """Refuses an output folder whose run another training would clobber: a run of a
+    different config, or a finished run (its model.keras and no backup left to resume)."""
+    saved = os.path.join(output_dir, "config.json")
+    if os.path.exists(saved):
+        with open(saved) as handle:
+            previous = json.load(handle)
+        ours = json.loads(json.dumps(config))
+        if ours != previous:
+            changed = sorted(k for k in set(ours) | set(previous) if ours.get(k) != previous.get(k))
+            raise ValueError(f"{output_dir} holds a run of another config (differs in "
+                             f"{', '.join(changed)}); resume it with its own config.json or "
+                             f"train into another folder")
+    if os.path.exists(os.path.join(output_dir, "model.keras")) and not os.path.exists(
+            os.path.join(output_dir, "backup")):
+        raise ValueError(f"{output_dir} holds a finished run (model.keras); train into "
+                         f"another folder")
+
+
 def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     """Trains (or resumes) the config's model into ``output_dir``; returns the model.
+    The config is checked (:func:`check_config`) and the folder refused if it holds a
+    finished run or a run of another config, before anything is written.
 
     ``epochs`` overrides the config's epoch count (the schedule keeps the config's
     length, so a shortened run is a prefix of the full one).
     """
+    check_config(config)
+    _check_output_dir(config, output_dir)
+    model = build_model(config)
+    model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)
+    dataset = train_dataset(config, data_root)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
-    model = build_model(config)
-    model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)
     callbacks = [
         BackupAndRestore(
             os.path.join(output_dir, "backup"), save_freq=config.get("backup_every_steps", "epoch")
@@ -186,7 +283,7 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
     ]
     model.fit(
-        train_dataset(config, data_root),
+        dataset,
         epochs=epochs or config["epochs"],
         steps_per_epoch=config["steps_per_epoch"],
         shuffle=False,  # the patch stream draws its own random crops

@@ -125,3 +125,45 @@ def test_init_starts_from_saved_weights_and_refuses_other_architectures(tmp_path
     other = {**config, "model": {**config["model"], "features": 12}, "init": path}
     with pytest.raises(ValueError, match="features=8"):
         train.build_model(other)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda c: c["optimizer"].update(learing_rate=1e-3), "unknown key.*learing_rate"),
+        (lambda c: c.pop("epochs"), "lacks epochs"),
+        (lambda c: c.update(steps_per_epoch=0), "steps_per_epoch must be a positive integer"),
+        (lambda c: c["data"].update(batch_size=2.5), "batch_size must be a positive integer"),
+        (lambda c: c["data"].update(sigma=25), "one of sigma, sigma_range"),
+        (lambda c: c["data"].update(task="deblur"), "task must be one of"),
+        (lambda c: c["model"].update(layers=10), "unknown argument.*layers"),
+        (lambda c: c["model"].update(stages=0), "cannot be built"),
+    ],
+)
+def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):
+    config = _config(tmp_path)
+    change(config)
+    with pytest.raises(ValueError, match=match):
+        train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"config.json: .*{match}"):
+        train.load_config(str(tmp_path / "config.json"))
+    (tmp_path / "broken.json").write_text('{"model": {}')
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        train.load_config(str(tmp_path / "broken.json"))
+
+
+def test_a_finished_run_or_another_configs_run_is_never_clobbered(tmp_path):
+    config = _config(tmp_path)
+    config["epochs"] = 1
+    out = tmp_path / "run"
+    train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    finished = (out / "model.keras").read_bytes()
+    with pytest.raises(ValueError, match="finished run"):
+        train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    other = {**config, "optimizer": {**config["optimizer"], "learning_rate": 0.1}}
+    with pytest.raises(ValueError, match="another config.*optimizer"):
+        train.train(other, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    assert (out / "model.keras").read_bytes() == finished
+    assert json.loads((out / "config.json").read_text()) == config
