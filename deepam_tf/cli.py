@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
-from deepam_tf.restore import (DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, estimate_sigma,
-                               given_sigma)
+from deepam_tf.restore import (DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma, check_task,
+                               estimate_sigma, given_sigma)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -95,7 +95,7 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ alias (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = load_preset(args.model)
+    model = check_task(load_preset(args.model), "denoising", args.model)
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
     for source, target in pairs:
@@ -162,7 +162,7 @@ def _evaluate(args):
     from deepam_tf.models import load_preset
 
     folder = args.folder or os.path.join(data.data_dir(args.data_dir), "denoise", args.set)
-    model = load_preset(args.model)
+    model = check_task(load_preset(args.model), "denoising", args.model)
     rows = evaluate.evaluate(evaluate.model_restore_fn(model, args.self_ensemble), folder, args.sigma,
                              seed=args.seed, progress=True)
     ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""

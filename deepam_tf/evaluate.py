@@ -45,6 +45,8 @@ def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
     """
     rows = []
     paths = list_images(folder)[:limit]
+    for path in paths:  # a bad file stops the run before any work, naming the file
+        read_gray(path)
     if progress:
         import keras
 

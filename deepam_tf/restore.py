@@ -90,6 +90,33 @@ def check_sigma(sigma):
     return float(sigma)
 
 
+# What each one-call function needs of a model: image channels, guidance channels, and a
+# preset that has them.
+TASKS = {
+    "denoising": (1, 0, DEFAULT_DENOISER),
+    "depth super-resolution": (1, 3, "depth_x4"),
+    "RGB/NIR restoration": (3, 1, DEFAULT_NIR_MODEL),
+}
+
+
+def check_task(model, task, label):
+    """Returns the loaded ``model``, or raises ValueError naming it (``label``: the
+    preset name or path the user gave) unless it has the inputs ``task`` (a key of
+    ``TASKS``) feeds it, e.g. a depth model given to :func:`denoise`."""
+    from deepam_tf.models import DeepAM
+
+    if not isinstance(model, DeepAM):
+        raise ValueError(f"model {label} is a {type(model).__name__}, not a deepam_tf DeepAM model")
+    channels, guidance, example = TASKS[task]
+    got = (model.channels, model.guidance_channels)
+    if got != (channels, guidance):
+        raise ValueError(
+            f"model {label} takes {got[0]} image and {got[1]} guidance channel(s); "
+            f"{task} needs {channels} and {guidance} (e.g. preset {example})"
+        )
+    return model
+
+
 def run_denoiser(model, batch, sigma, tile_size="auto", self_ensemble=False):
     """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale), tiled
     exactly (see :func:`deepam_tf.models.tiling.tiled_predict`); ``tile_size=None`` runs
@@ -123,7 +150,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     from deepam_tf.models.tiling import check_memory
 
     sigma = given_sigma(sigma, model)
-    model = _load(model)
+    model = _load_for(model, "denoising")
     shape = np.shape(image)
     if len(shape) in (2, 3):
         check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
@@ -153,6 +180,12 @@ def _estimated_sigma(unit):
 
 _LOADED = collections.OrderedDict()
 MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
+
+
+def _load_for(model, task):
+    """:func:`_load` and :func:`check_task` in one."""
+    label = model if isinstance(model, str) else f"{type(model).__name__} {model.name!r}"
+    return check_task(_load(model), task, label)
 
 
 def _load(model):
@@ -252,7 +285,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
         low, span = float(depth.min()), float(depth.max() - depth.min()) or 1.0
     depth01 = ((depth - low) / span).astype(np.float32)
     upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
-    model = _load(model or f"depth_x{scale}")
+    model = _load_for(model or f"depth_x{scale}", "depth super-resolution")
     inputs = {"image": upsampled[None], "guidance": rgb01[None]}
     restored = model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0, ..., 0]
     result = restored.astype(np.float64) * span + low
@@ -284,9 +317,9 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
+    model = _load_for(model, "RGB/NIR restoration")
     if sigma is None:
         sigma = _estimated_sigma(unit)
-    model = _load(model)
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):
         inputs["noise_level"] = np.full((1, 1), sigma / 255.0, np.float32)

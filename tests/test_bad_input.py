@@ -1,6 +1,8 @@
 """The README's bad-input table, one test per row: what a new user might feed the
 command line or the one-call API, and the clear outcome each gets."""
 
+import re
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -206,3 +208,20 @@ def test_huge_image_is_refused_before_any_copy(model_path, monkeypatch):
     huge = np.broadcast_to(np.uint8(7), (4000, 3000))  # 12 MP, no memory of its own
     with pytest.raises(ValueError, match="12 MP.*GiB is available"):
         denoise(huge, 25, model=model_path)
+
+
+def test_a_model_file_that_is_missing_corrupt_or_not_deepam(tmp_path, capsys):
+    import keras
+
+    iio.imwrite(tmp_path / "a.png", skimage.data.camera()[:16, :16])
+    (tmp_path / "junk.keras").write_text("not a model")
+    keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3, padding="same")]).save(
+        tmp_path / "other.keras")
+    for name, message in [("missing.keras", "model file .*missing.keras does not exist"),
+                          ("junk.keras", "junk.keras: not a .keras model file"),
+                          ("other.keras", "other.keras holds a Sequential, not a deepam_tf DeepAM model"),
+                          ("depth_x4", "model depth_x4 takes 1 image and 3 guidance channel")]:
+        model = name if "." not in name else str(tmp_path / name)
+        code, err = _run(["denoise", str(tmp_path / "a.png"), "--sigma", "25", "--model", model], capsys)
+        assert code == 1 and re.search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "junk.keras", "other.keras"]

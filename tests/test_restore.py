@@ -204,3 +204,30 @@ def test_one_call_api_keeps_a_bounded_number_of_models(tmp_path, model_path):
     assert len(restore._LOADED) <= restore.MAX_LOADED
     assert restore._load(paths[0]) is first
     assert all(key[0] != paths[1] for key in restore._LOADED)  # least recently used: dropped
+
+
+def test_a_model_for_another_task_is_refused_naming_it(model_path, depth_model_path, nir_model_path):
+    from deepam_tf import restore_with_nir, upsample_depth
+
+    with pytest.raises(ValueError, match=r"depth\.keras takes 1 image and 3 guidance.*denoising needs 1 and 0"):
+        denoise(np.zeros((8, 8)), 25, model=depth_model_path)
+    with pytest.raises(ValueError, match=r"small\.keras takes 1 image and 0 guidance.*depth super-resolution"):
+        upsample_depth(np.ones((4, 4), np.uint8), np.zeros((16, 16, 3), np.uint8), 4, model=model_path)
+    with pytest.raises(ValueError, match=r"depth\.keras takes .*RGB/NIR restoration needs 3 and 1"):
+        restore_with_nir(np.zeros((8, 8, 3)), np.zeros((8, 8)), 25, model=depth_model_path)
+    import keras
+
+    other = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3, padding="same")])
+    with pytest.raises(ValueError, match="is a Sequential, not a deepam_tf DeepAM"):
+        denoise(np.zeros((8, 8)), 25, model=other)
+
+
+def test_evaluate_checks_every_file_before_any_work(tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "0.png", skimage.data.camera()[:32, :40])
+    (tmp_path / "1.png").write_bytes(b"")
+    calls = []
+    with pytest.raises(ValueError, match="1.png: empty file"):
+        evaluate.evaluate(lambda noisy, sigma: calls.append(1) or noisy, str(tmp_path), 25)
+    assert not calls

@@ -7,6 +7,7 @@ also takes the path of any ``.keras`` file.
 
 import json
 import os
+import zipfile
 
 import keras
 
@@ -53,8 +54,11 @@ def list_presets():
 
 def load_preset(name):
     """Loads a shipped preset by name, or a ``.keras`` file by path."""
-    if os.path.isfile(str(name)):
-        path = str(name)
+    name = os.fspath(name)
+    if os.path.isfile(name):
+        path = name
+    elif name.endswith(".keras") or os.sep in name:
+        raise ValueError(f"model file {name} does not exist")
     else:
         index = _index()
         if name not in index:
@@ -62,9 +66,17 @@ def load_preset(name):
             raise ValueError(f"unknown preset {name!r}; shipped presets: {shipped}")
         path = os.path.join(PRESET_DIR, index[name]["file"])
     # Registers the deepam_tf layers before deserialising.
-    from deepam_tf.models import deepam  # noqa: F401
+    from deepam_tf.models.deepam import DeepAM
 
-    return keras.models.load_model(path, compile=False)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises ValueError, zipfile and JSON errors alike
+        raise ValueError(f"{path}: not a readable .keras model ({error})") from None
+    if not isinstance(model, DeepAM):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a deepam_tf DeepAM model")
+    return model
 
 
 def save_preset(model, name, **metadata):
