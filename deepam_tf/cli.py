@@ -176,16 +176,17 @@ def _evaluate(args):
 
 def _export(args):
     from deepam_tf.export import export_saved_model, export_tflite
-    from deepam_tf.export.tflite import DEFAULT_ITERATIONS
+    from deepam_tf.export.tflite import DEFAULT_ITERATIONS, check_export_options
     from deepam_tf.models import load_preset
 
     model = load_preset(args.preset)
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
     if args.format == "tflite":
+        iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
+        check_export_options(tuple(args.size), iterations)
         os.makedirs(args.output, exist_ok=True)
         suffix = "_fp16" if args.float16 else ""
         path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")
-        iterations = args.iterations or DEFAULT_ITERATIONS
         export_tflite(model, path, tuple(args.size), iterations, args.float16, args.overwrite)
         print(f"wrote {path}")
         return 0

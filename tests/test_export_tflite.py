@@ -97,6 +97,29 @@ def test_export_refuses_to_overwrite(model, tmp_path):
     assert path.read_bytes() == b"keep"
 
 
+@pytest.mark.parametrize("size, iterations, match", [
+    ((0, 64), 8, r"size must be two integers \(H, W\) in \[2, 2048\]"),
+    ((64,), 8, "size must be two integers"),
+    ((4096, 64), 8, "grow as the square"),
+    ((64.0, 64), 8, "size must be two integers"),
+    ((64, 64), 0, "iterations must be an integer >= 1"),
+])
+def test_a_bad_export_size_or_iteration_count_is_refused_before_any_file(tmp_path, size, iterations, match):
+    from deepam_tf import cli
+
+    with pytest.raises(ValueError, match=match):
+        tflite.convert(None, size, iterations)
+    args = ["export", str(tmp_path / "none.keras"), "--format", "tflite", "-o", str(tmp_path / "out")]
+    if len(size) == 2 and all(isinstance(n, int) for n in size):
+        model = tmp_path / "m.keras"
+        from deepam_tf import DeepAM
+
+        DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2).save(model)
+        args[1] = str(model)
+        assert cli.main(args + ["--size", *map(str, size), "--iterations", str(iterations)]) == 1
+        assert not (tmp_path / "out").exists()
+
+
 LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
 
 

@@ -16,6 +16,21 @@ FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE
 DEFAULT_SIZE = (256, 256)
 PRECONDITIONER = "dct"  # by convolutions in the static form; "jacobi" only for comparisons
 DEFAULT_ITERATIONS = 8  # chosen by benchmarks/unrolled_iterations.py (README)
+# The DCT kernels are n² constants per side (20.6 MB of file at 1024²); larger images are
+# better run in tiles of an export this size than as one ever larger file.
+MAX_SIDE = 2048
+
+
+def check_export_options(size, iterations):
+    """Raises ValueError naming a bad static size (two integers in [2, MAX_SIDE]) or
+    iteration count (an integer >= 1)."""
+    sides = tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(sides) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_SIDE for n in sides):
+        raise ValueError(f"size must be two integers (H, W) in [2, {MAX_SIDE}], got {size!r}; "
+                         f"the DCT constants grow as the square of each side")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
 
 
 def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner=PRECONDITIONER):
@@ -51,6 +66,7 @@ def operators(tflite_bytes):
 def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False,
             preconditioner=PRECONDITIONER):
     """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W)."""
+    check_export_options(size, iterations)
     clone = static_copy(model, iterations, preconditioner)
     specs = input_specs(clone, size)
     names = list(specs)
@@ -79,6 +95,7 @@ def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=Fal
 
 def export_tflite(model, path, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False, overwrite=False):
     """Writes the TFLite model to ``path`` (atomically); returns the path."""
+    check_export_options(size, iterations)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     data = convert(model, size, iterations, float16)
