@@ -3,7 +3,7 @@
     python benchmarks/denoise.py --model denoise_blind [--sets bsd68 set12]
         [--sigmas 15 25 50] [--limit N] [--data-dir DIR] [--no-bm3d] [--self-ensemble]
 
-Protocol: deepam_tf.evaluate.PROTOCOL (the same as the shared baselines). BM3D is the PyPI
+Protocol: deepam_tf.evaluation.PROTOCOL (the same as the shared baselines). BM3D is the PyPI
 ``bm3d`` package, ``bm3d.bm3d(noisy, sigma_psd=σ/255)``. Times are per image, in this run.
 ``--self-ensemble`` evaluates DeepAM+ (the 8 rotations and flips averaged); the paper's
 numbers are single-pass.
@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from common import markdown_table  # noqa: E402
 
-from deepam_tf import data, evaluate  # noqa: E402
+from deepam_tf import data, evaluation  # noqa: E402
 from deepam_tf.models import load_preset  # noqa: E402
 
 PAPER = {("bsd68", 15): 31.68, ("bsd68", 25): 29.21, ("bsd68", 50): 26.24, ("set12", 25): 30.40}
@@ -42,19 +42,19 @@ def main():
                         help="DeepAM+: average over the 8 rotations and flips (8x the time)")
     args = parser.parse_args()
     model = load_preset(args.model)
-    deepam = evaluate.model_restore_fn(model, args.self_ensemble)
+    deepam = evaluation.model_restore_fn(model, args.self_ensemble)
     root = data.data_dir(args.data_dir)
     rows = []
     for name in args.sets:
         folder = os.path.join(root, "denoise", name)
         for sigma in args.sigmas:
-            ours = evaluate.evaluate(deepam, folder, sigma, limit=args.limit)[-1]
-            row = [name, f"{sigma:g}", len(evaluate.list_images(folder)[: args.limit]),
+            ours = evaluation.evaluate_restorer(deepam, folder, sigma, limit=args.limit)[-1]
+            row = [name, f"{sigma:g}", len(evaluation.list_images(folder)[: args.limit]),
                    f"{ours['noisy_psnr']:.2f}", f"{ours['psnr']:.2f} / {ours['ssim']:.3f}"]
             if args.no_bm3d:
                 row += ["-", "-", f"{ours['seconds']:.2f}", "-"]
             else:
-                theirs = evaluate.evaluate(bm3d_restore, folder, sigma, limit=args.limit)[-1]
+                theirs = evaluation.evaluate_restorer(bm3d_restore, folder, sigma, limit=args.limit)[-1]
                 row += [f"{theirs['psnr']:.2f} / {theirs['ssim']:.3f}",
                         f"{ours['psnr'] - theirs['psnr']:+.2f}", f"{ours['seconds']:.2f}",
                         f"{theirs['seconds']:.2f} ({theirs['seconds'] / ours['seconds']:.1f}x DeepAM)"]
@@ -63,7 +63,7 @@ def main():
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
     ensemble = " with the x8 self-ensemble (DeepAM+)" if args.self_ensemble else ""
-    print(f"\nModel: {args.model}{ensemble}. Protocol: {evaluate.PROTOCOL}.\n")
+    print(f"\nModel: {args.model}{ensemble}. Protocol: {evaluation.PROTOCOL}.\n")
     print(markdown_table(
         ["set", "σ", "images", "noisy PSNR", "DeepAM PSNR / SSIM", "BM3D PSNR / SSIM",
          "DeepAM − BM3D dB", "DeepAM s/img", "BM3D s/img", "paper DeepAM(3)", "BM3D published"],

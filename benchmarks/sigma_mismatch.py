@@ -29,7 +29,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from deepam_tf.data import data_dir, list_images
-    from deepam_tf.evaluate import PROTOCOL, model_restore_fn, noisy_version, read_gray
+    from deepam_tf.evaluation import PROTOCOL, model_restore_fn, noisy_version, read_gray
     from deepam_tf.metrics import psnr
     from deepam_tf.models import load_preset
     from deepam_tf.restore import estimate_sigma

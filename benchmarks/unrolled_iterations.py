@@ -40,7 +40,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from deepam_tf.data import data_dir, list_images
-    from deepam_tf.evaluate import PROTOCOL, noisy_version, read_gray
+    from deepam_tf.evaluation import PROTOCOL, noisy_version, read_gray
     from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE, static_copy
     from deepam_tf.metrics import psnr
     from deepam_tf.models import load_preset

@@ -11,6 +11,7 @@ with captured_native_stderr():  # a no-op when TensorFlow is already imported
 
 from deepam_tf import layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402
+from deepam_tf.evaluation import evaluate  # noqa: E402
 from deepam_tf.models import DeepAM, list_presets, load_preset  # noqa: E402
 from deepam_tf.restore import denoise, restore_with_nir, upsample_depth  # noqa: E402
 
@@ -20,6 +21,7 @@ __all__ = [
     "DeepAM",
     "classic_am",
     "denoise",
+    "evaluate",
     "layers",
     "list_presets",
     "load_preset",

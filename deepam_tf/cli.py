@@ -158,19 +158,16 @@ def _restore_nir(args):
 
 
 def _evaluate(args):
-    from deepam_tf import data, evaluate
-    from deepam_tf.models import load_preset
+    from deepam_tf.evaluation import evaluate
 
-    folder = args.folder or os.path.join(data.data_dir(args.data_dir), "denoise", args.set)
-    model = check_task(load_preset(args.model), "denoising", args.model)
-    rows = evaluate.evaluate(evaluate.model_restore_fn(model, args.self_ensemble), folder, args.sigma,
-                             seed=args.seed, progress=True)
-    ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
-    title = f"{args.model}{ensemble} on {folder} at sigma {args.sigma:g}"
-    evaluate.write_tables(rows, args.output, title)
+    images = os.path.abspath(args.folder) if args.folder else args.set
+    rows = evaluate(args.model, images, args.sigma, seed=args.seed, output=args.output,
+                    overwrite=args.overwrite, self_ensemble=args.self_ensemble, data_dir=args.data_dir,
+                    progress=True)
     mean = rows[-1]
-    print(f"{title}: mean PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f} "
-          f"({len(rows) - 1} images); wrote {args.output}.csv and .md")
+    ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
+    print(f"{args.model}{ensemble} at sigma {args.sigma:g}: mean PSNR {mean['psnr']:.2f} dB, "
+          f"SSIM {mean['ssim']:.4f} ({len(rows) - 1} images); wrote {args.output}.csv and .md")
     return 0
 
 
@@ -266,6 +263,7 @@ def _parser():
     evaluate.add_argument("--sigma", type=_sigma, default=25.0)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT.csv, .md")
     _self_ensemble_option(evaluate)
 
     export = commands.add_parser("export", help="export a preset for serving")

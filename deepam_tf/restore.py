@@ -150,7 +150,7 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     from deepam_tf.models.tiling import check_memory
 
     sigma = given_sigma(sigma, model)
-    model = _load_for(model, "denoising")
+    model = load_for_task(model, "denoising")
     shape = np.shape(image)
     if len(shape) in (2, 3):
         check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
@@ -182,8 +182,9 @@ _LOADED = collections.OrderedDict()
 MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
 
 
-def _load_for(model, task):
-    """:func:`_load` and :func:`check_task` in one."""
+def load_for_task(model, task):
+    """A preset name, ``.keras`` path or loaded model, loaded once per process and
+    checked by :func:`check_task`."""
     label = model if isinstance(model, str) else f"{type(model).__name__} {model.name!r}"
     return check_task(_load(model), task, label)
 
@@ -285,7 +286,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
         low, span = float(depth.min()), float(depth.max() - depth.min()) or 1.0
     depth01 = ((depth - low) / span).astype(np.float32)
     upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
-    model = _load_for(model or f"depth_x{scale}", "depth super-resolution")
+    model = load_for_task(model or f"depth_x{scale}", "depth super-resolution")
     inputs = {"image": upsampled[None], "guidance": rgb01[None]}
     restored = model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0, ..., 0]
     result = restored.astype(np.float64) * span + low
@@ -317,7 +318,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
-    model = _load_for(model, "RGB/NIR restoration")
+    model = load_for_task(model, "RGB/NIR restoration")
     if sigma is None:
         sigma = _estimated_sigma(unit)
     inputs = {"image": unit[None], "guidance": nir01[None]}

@@ -165,3 +165,24 @@ def test_a_fixed_sigma_alias_brings_its_sigma_to_the_command_line(tmp_path, caps
     alias, told, estimated = (iio.imread(tmp_path / f"{n}.png") for n in ("alias", "told", "estimated"))
     np.testing.assert_array_equal(alias, told)
     assert np.any(alias != estimated)
+
+
+def test_evaluate_command_writes_tables_and_keeps_earlier_ones(tmp_path, capsys):
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    model = tmp_path / "m.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
+    (tmp_path / "set").mkdir()
+    for i in range(2):
+        iio.imwrite(tmp_path / "set" / f"{i}.png", skimage.data.camera()[:24, i * 30: i * 30 + 30])
+    run = ["evaluate", "--model", str(model), "--folder", str(tmp_path / "set"), "--sigma", "15",
+           "-o", str(tmp_path / "table")]
+    assert cli.main(run) == 0
+    assert "mean PSNR" in capsys.readouterr().out
+    assert (tmp_path / "table.csv").read_text().count("\n") == 4  # header, 2 images, mean
+    assert cli.main(run) == 1 and "table.csv exists" in capsys.readouterr().err
+    assert cli.main(run + ["--overwrite"]) == 0
+    assert cli.main(["evaluate", "--model", str(model), "--folder", "no_such_folder"]) == 1
+    assert "no_such_folder does not exist" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from deepam_tf import DeepAM, denoise, evaluate, list_presets, load_preset
+from deepam_tf import DeepAM, denoise, evaluation, list_presets, load_preset
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,9 @@ def test_evaluate_can_show_progress_with_the_running_mean(tmp_path, capsys):
 
     for i in range(2):
         iio.imwrite(tmp_path / f"{i}.png", skimage.data.camera()[:32, i * 40: i * 40 + 40])
-    evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25)
+    evaluation.evaluate_restorer(lambda noisy, sigma: noisy, str(tmp_path), 25)
     assert "mean PSNR" not in capsys.readouterr().out
-    rows = evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25, progress=True)
+    rows = evaluation.evaluate_restorer(lambda noisy, sigma: noisy, str(tmp_path), 25, progress=True)
     shown = capsys.readouterr().out
     assert "2/2" in shown and f"mean PSNR: {rows[-1]['psnr']:.4f}" in shown
 
@@ -98,14 +98,14 @@ def test_evaluate_follows_the_protocol(tmp_path):
 
     for i in range(2):
         iio.imwrite(tmp_path / f"{i}.png", skimage.data.camera()[i * 64 : i * 64 + 48, :40])
-    rows = evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25, seed=3)
+    rows = evaluation.evaluate_restorer(lambda noisy, sigma: noisy, str(tmp_path), 25, seed=3)
     assert [r["image"] for r in rows] == ["0.png", "1.png", "mean"]
     # Identity restoration: PSNR is the clipped noisy PSNR, about 20.2 dB at sigma 25.
     assert rows[0]["psnr"] == pytest.approx(rows[0]["noisy_psnr"])
     assert 19.5 < rows[-1]["psnr"] < 21.5
-    again = evaluate.evaluate(lambda noisy, sigma: noisy, str(tmp_path), 25, seed=3)
+    again = evaluation.evaluate_restorer(lambda noisy, sigma: noisy, str(tmp_path), 25, seed=3)
     assert again[0]["psnr"] == rows[0]["psnr"]  # fixed seed per image
-    evaluate.write_tables(rows, str(tmp_path / "table"), "identity")
+    evaluation.write_tables(rows, str(tmp_path / "table"), "identity")
     assert "Protocol" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "table.csv").read_text().count("\n") == 4
 
@@ -229,5 +229,29 @@ def test_evaluate_checks_every_file_before_any_work(tmp_path):
     (tmp_path / "1.png").write_bytes(b"")
     calls = []
     with pytest.raises(ValueError, match="1.png: empty file"):
-        evaluate.evaluate(lambda noisy, sigma: calls.append(1) or noisy, str(tmp_path), 25)
+        evaluation.evaluate_restorer(lambda noisy, sigma: calls.append(1) or noisy, str(tmp_path), 25)
     assert not calls
+
+
+def test_one_call_evaluate_on_a_folder_or_a_named_set_writes_tables_once(tmp_path, model_path):
+    import imageio.v3 as iio
+
+    import deepam_tf
+
+    folder = tmp_path / "data" / "denoise" / "tiny"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        iio.imwrite(folder / f"{i}.png", skimage.data.camera()[:32, i * 40: i * 40 + 40])
+    by_folder = deepam_tf.evaluate(model_path, str(folder), 25, output=str(tmp_path / "t"))
+    # The untrained model is the identity: PSNR is the noisy PSNR, image by image.
+    assert by_folder[0]["psnr"] == pytest.approx(by_folder[0]["noisy_psnr"], abs=0.01)
+    by_name = deepam_tf.evaluate(load_preset(model_path), "tiny", 25, data_dir=str(tmp_path / "data"))
+    assert [r["psnr"] for r in by_name] == [r["psnr"] for r in by_folder]
+    table = (tmp_path / "t.md").read_bytes()
+    with pytest.raises(FileExistsError, match="t.csv exists"):
+        deepam_tf.evaluate(model_path, str(folder), 50, output=str(tmp_path / "t"))
+    assert (tmp_path / "t.md").read_bytes() == table
+    deepam_tf.evaluate(model_path, str(folder), 50, output=str(tmp_path / "t"), overwrite=True)
+    assert "sigma 50" in (tmp_path / "t.md").read_text()
+    with pytest.raises(ValueError, match="sigma must be a number"):
+        deepam_tf.evaluate(model_path, str(folder), 0)

@@ -1,4 +1,5 @@
-"""Benchmark tables: per-image and mean PSNR / SSIM of a denoiser on an image folder.
+"""Benchmark tables: per-image and mean PSNR / SSIM of a denoiser on an image folder
+(:func:`evaluate`, also ``deepam_tf.evaluate`` and ``deepam evaluate``).
 
 Protocol (as in the shared baselines): clean 8-bit gray image scaled to [0, 1]; noise
 N(0, (σ/255)²) drawn from ``numpy.random.default_rng([seed, index])``, not clipped; the
@@ -36,8 +37,54 @@ def noisy_version(clean, sigma, seed, index):
     return clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
 
 
-def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
-    """Runs ``restore_fn(noisy, sigma) -> restored`` on every image of ``folder``
+def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self_ensemble=False,
+             data_dir=None, limit=None, progress=False):
+    """Per-image and mean PSNR / SSIM of a DeepAM denoiser under :data:`PROTOCOL`.
+
+    Args:
+        model: preset name, ``.keras`` path or a loaded :class:`deepam_tf.DeepAM`.
+        images: an image folder, or the name of a set under ``DATA/denoise/``
+            (``"bsd68"``, ``"set12"``; ``DATA`` from ``data_dir``, ``$DEEPAM_DATA`` or
+            ``../shared/data``).
+        sigma: noise level on the 0–255 scale.
+        seed: the noise of image ``i`` is drawn from ``default_rng([seed, i])``.
+        output: if given, writes ``output.csv`` and ``output.md`` (refused before any
+            work if they exist, unless ``overwrite``).
+        self_ensemble: the x8 self-ensemble (DeepAM+).
+        limit: only the first ``limit`` images (sorted by name).
+        progress: a Keras progress bar with the running mean PSNR.
+
+    Returns:
+        The rows of :func:`evaluate_restorer`, the last one the mean.
+
+    Example:
+        >>> rows = deepam_tf.evaluate("denoise_blind", "set12", 25)  # doctest: +SKIP
+        >>> rows[-1]["psnr"]  # doctest: +SKIP
+        30.34...
+    """
+    from deepam_tf.data import data_dir as default_data_dir
+    from deepam_tf.restore import check_sigma, load_for_task
+
+    sigma = check_sigma(sigma)
+    folder = images if os.path.isdir(images) or os.sep in images else os.path.join(
+        default_data_dir(data_dir), "denoise", images)
+    if output is not None and not overwrite:
+        for path in (output + ".csv", output + ".md"):
+            if os.path.exists(path):
+                raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
+    label = model if isinstance(model, str) else type(model).__name__
+    loaded = load_for_task(model, "denoising")
+    rows = evaluate_restorer(model_restore_fn(loaded, self_ensemble), folder, sigma, seed=seed,
+                             limit=limit, progress=progress)
+    if output is not None:
+        ensemble = " (x8 self-ensemble)" if self_ensemble else ""
+        write_tables(rows, output, f"{label}{ensemble} on {folder} at sigma {sigma:g}")
+    return rows
+
+
+def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
+    """Runs ``restore_fn(noisy, sigma) -> restored`` (any denoiser, e.g. BM3D) on every
+    image of ``folder``
     (``progress``: a Keras progress bar with the running mean PSNR).
 
     Returns a list of rows ``{"image", "psnr", "ssim", "noisy_psnr", "seconds"}`` and
@@ -72,7 +119,7 @@ def evaluate(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
 
 
 def model_restore_fn(model, self_ensemble=False):
-    """``restore_fn`` for :func:`evaluate` from a DeepAM denoiser (``self_ensemble``: the
+    """``restore_fn`` for :func:`evaluate_restorer` from a DeepAM denoiser (``self_ensemble``: the
     8-transform average, see :mod:`deepam_tf.models.ensemble`)."""
     from deepam_tf.restore import run_denoiser
 
