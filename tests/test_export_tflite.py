@@ -156,3 +156,12 @@ def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound):
     error = np.abs(np.load(tmp_path / "out.npy") - cpu).max() / max(1.0, np.abs(cpu).max())
     print(f"GPU ({precision}) vs CPU TFLite max error relative to max|output|: {error:.2e}")
     assert error <= bound
+
+
+def test_conversion_keeps_the_converters_trackable_obj_advice_off_the_terminal(model, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        tflite.convert(model, (8, 8), 2)
+    assert not [r for r in caplog.records if "trackable_obj" in r.getMessage()]
+    assert not logging.getLogger("absl").filters  # the filter is removed afterwards

@@ -8,6 +8,8 @@ kernels (``ops.pcg.dct_preconditioner(static=True)``). The export refuses a mode
 still contains WHILE, SHAPE, BROADCAST_TO or Flex (SELECT_TF_OPS) ops.
 """
 
+import contextlib
+import logging
 import os
 
 import tensorflow as tf
@@ -31,6 +33,21 @@ def check_export_options(size, iterations):
                          f"the DCT constants grow as the square of each side")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+
+
+@contextlib.contextmanager
+def _without_log_message(logger_name, text):
+    """Drops the records of one Python logger whose message contains ``text``."""
+    logger = logging.getLogger(logger_name)
+
+    def keep(record):
+        return text not in record.getMessage()
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner=PRECONDITIONER):
@@ -81,7 +98,10 @@ def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=Fal
 
     function = tf.function(forward, autograph=False).get_concrete_function(*specs.values())
     frozen = convert_variables_to_constants_v2(function)  # weights as constants, no VAR_HANDLE
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    # The frozen function has no variables left to track, so the converter's advice to
+    # pass trackable_obj does not apply; keep it off the user's terminal.
+    with _without_log_message("absl", "trackable_obj"):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
