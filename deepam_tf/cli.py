@@ -316,8 +316,10 @@ def main(argv=None):
         if args.command == "train":
             from deepam_tf import train
 
-            train.train(train.load_config(args.config), args.output, data_root=args.data_dir,
-                        verbose=args.verbose, epochs=args.epochs)
+            model = train.train(train.load_config(args.config), args.output, data_root=args.data_dir,
+                                verbose=args.verbose, epochs=args.epochs)
+            print(f"{int(model.optimizer.iterations.numpy())} steps; wrote "
+                  f"{os.path.join(args.output, 'model.keras')} (history.csv, logs/ for TensorBoard)")
             return 0
     except (ValueError, OSError) as error:
         print(f"deepam: error: {error}", file=sys.stderr)

@@ -186,3 +186,22 @@ def test_evaluate_command_writes_tables_and_keeps_earlier_ones(tmp_path, capsys)
     assert cli.main(run + ["--overwrite"]) == 0
     assert cli.main(["evaluate", "--model", str(model), "--folder", "no_such_folder"]) == 1
     assert "no_such_folder does not exist" in capsys.readouterr().err
+
+
+def test_train_command_reports_its_model_and_refuses_to_redo_a_finished_run(tmp_path, capsys):
+    import json
+
+    import skimage.data
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    for i in range(2):
+        iio.imwrite(tmp_path / "data" / "train" / f"{i}.png", skimage.data.camera()[:32, i * 32: i * 32 + 32])
+    config = {"model": {"stages": 1, "features": 8, "depth": 4, "gamma_layer": 3, "fusion_layer": 2},
+              "data": {"train": "train", "patch_size": 16, "batch_size": 2, "sigma": 25},
+              "epochs": 1, "steps_per_epoch": 2, "optimizer": {"name": "adam", "learning_rate": 1e-3}}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    run = ["train", str(tmp_path / "c.json"), "-o", str(tmp_path / "run"), "--data-dir",
+           str(tmp_path / "data"), "--verbose", "0"]
+    assert cli.main(run) == 0
+    assert f"2 steps; wrote {tmp_path / 'run' / 'model.keras'}" in capsys.readouterr().out
+    assert cli.main(run) == 1 and "holds a finished run" in capsys.readouterr().err
