@@ -51,6 +51,10 @@ def _sources_and_targets(inputs, output):
     pairs = []
     for item in inputs:
         if os.path.isdir(item):
+            subfolders = sorted(e.name for e in os.scandir(item) if e.is_dir())
+            if subfolders:
+                print(f"deepam: note: {item}: subfolders are not searched ({', '.join(subfolders)})",
+                      file=sys.stderr)
             folder = os.path.normpath(item) + "_denoised" if output is None else output
             pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
         elif output is None:

@@ -120,15 +120,16 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
 
     model = tmp_path / "m.keras"
     DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
-    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "old").mkdir(parents=True)
     for name in ("a.png", "b.png"):
         iio.imwrite(tmp_path / "scans" / name, skimage.data.camera()[:16, :24])
     iio.imwrite(tmp_path / "c.png", skimage.data.camera()[:16, :24])
     run = ["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]
     assert cli.main(run) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        f"denoised 3 of 3 images into {tmp_path}/, {tmp_path / 'scans_denoised'}/")
-    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["a.png", "b.png"]
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == f"denoised 3 of 3 images into {tmp_path}/, {tmp_path / 'scans_denoised'}/"
+    assert "scans: subfolders are not searched (old)" in err
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["a.png", "b.png", "old"]
     assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
     assert (tmp_path / "c_denoised.png").exists()
     # A second run finds no earlier output among its inputs and replaces none of them.
