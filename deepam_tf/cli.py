@@ -128,11 +128,29 @@ def _denoise_files(args):
     return 1 if failures else 0
 
 
+def _one_channel(image, path, what):
+    """The array of a single-channel image file; a gray image stored as RGB (all channels
+    equal, as depth and NIR files often are) is taken as gray."""
+    if image.ndim == 3:
+        if not np.array_equal(image, np.broadcast_to(image[..., :1], image.shape)):
+            raise ValueError(f"{path}: the {what} image must be single-channel, got "
+                             f"{image.shape[-1]} channels that differ")
+        image = image[..., 0]
+    return image
+
+
 def _upsample_depth(args):
     from deepam_tf.restore import upsample_depth
 
-    depth = read_image_file(args.depth)
+    depth = _one_channel(read_image_file(args.depth), args.depth, "depth")
     rgb = read_image_file(args.rgb)
+    if rgb.ndim != 3:
+        raise ValueError(f"{args.rgb}: the guidance must be a colour (RGB) image, got a single-channel one")
+    expected = (depth.shape[0] * args.scale, depth.shape[1] * args.scale)
+    if rgb.shape[:2] != expected:
+        raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.depth} "
+                         f"({depth.shape[0]}x{depth.shape[1]}) times {args.scale} is "
+                         f"{expected[0]}x{expected[1]}")
     high = upsample_depth(depth, rgb, args.scale, model=args.model, tile_size=args.tile_size,
                           self_ensemble=args.self_ensemble)
     write_image_file(args.output, high, args.overwrite)
@@ -144,9 +162,7 @@ def _restore_nir(args):
     from deepam_tf.restore import restore_with_nir
 
     rgb, alpha = split_alpha(read_image_file(args.rgb, keep_alpha=True))
-    nir = read_image_file(args.nir)
-    if nir.ndim == 3:
-        raise ValueError(f"{args.nir}: the NIR image must be single-channel, got {nir.shape[-1]} channels")
+    nir = _one_channel(read_image_file(args.nir), args.nir, "NIR")
     if rgb.shape[:2] != nir.shape[:2]:
         raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "
                          f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")

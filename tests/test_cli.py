@@ -71,7 +71,16 @@ def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
     assert iio.imread(out).shape == (64, 48)
     x8 = [a if a != "4" else "8" for a in args[:-1]] + [str(tmp_path / "x8.png")]
     assert cli.main(x8) == 1
-    assert "times scale 8" in capsys.readouterr().err
+    assert "rgb.png is 64x48 but " in (err := capsys.readouterr().err) and "depth.png (16x12) times 8" in err
+    # Depth (and NIR) files saved as RGB with equal channels are read as gray; a colour
+    # guidance is required.
+    iio.imwrite(tmp_path / "depth3.png", np.repeat(rgb[::4, ::4, :1], 3, axis=-1))
+    as_rgb = [str(tmp_path / "depth3.png") if a.endswith("depth.png") else a for a in args[:-1]]
+    assert cli.main(as_rgb + [str(tmp_path / "high3.png")]) == 0
+    assert np.array_equal(iio.imread(tmp_path / "high3.png"), iio.imread(out))
+    gray_guide = [str(tmp_path / "nir.png") if a.endswith("rgb.png") else a for a in args[:-1]]
+    assert cli.main(gray_guide + [str(tmp_path / "g.png")]) == 1
+    assert "nir.png: the guidance must be a colour (RGB) image" in capsys.readouterr().err
     nir_out = tmp_path / "restored.png"
     nir_args = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "nir.png"),
                 "--sigma", "25", "--model", str(tmp_path / "nir.keras"), "-o", str(nir_out)]
@@ -82,7 +91,7 @@ def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
     wrong = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "rgb.png"),
              "--sigma", "25", "--model", str(tmp_path / "nir.keras"), "-o", str(tmp_path / "x.png")]
     assert cli.main(wrong) == 1
-    assert "single-channel" in capsys.readouterr().err
+    assert "rgb.png: the NIR image must be single-channel, got 3 channels that differ" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
     iio.imwrite(tmp_path / "small_nir.png", np.zeros((32, 48), np.uint8))
     unaligned = ["restore-nir", "--rgb", str(tmp_path / "rgb.png"), "--nir", str(tmp_path / "small_nir.png"),
