@@ -62,3 +62,17 @@ def test_reconstruction_layer_runs_in_float32_under_mixed_precision():
     f = keras.ops.cast(np.random.rand(1, 8, 8, 1), "bfloat16")
     u = layer(f, keras.ops.zeros([1, 8, 8, 2], "bfloat16"), keras.ops.ones([1, 8, 8, 1], "bfloat16"))
     assert u.dtype == "float32"
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(iterations=0), "iterations must be a positive int"),
+    (dict(tolerance=-1.0), "tolerance must be >= 0"),
+    (dict(preconditioner="ilu"), "preconditioner must be one of"),
+])
+def test_bad_solver_options_are_refused_when_the_model_is_built(options, match):
+    from deepam_tf import DeepAM
+
+    with pytest.raises(ValueError, match=match):
+        layers.Reconstruction(**options)
+    with pytest.raises(ValueError, match=match):
+        DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, **options)

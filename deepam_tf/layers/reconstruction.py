@@ -33,6 +33,7 @@ class Reconstruction(keras.layers.Layer):
         unrolled=False,
         **kwargs,
     ):
+        reconstruct_ops.check_options(iterations, tolerance, preconditioner)
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.iterations = iterations

@@ -66,7 +66,8 @@ def validate_inputs(f, v, gamma):
     return f, v, gamma
 
 
-def _check_options(iterations, tolerance, preconditioner):
+def check_options(iterations, tolerance, preconditioner):
+    """Raises ValueError naming a bad solver option (see :func:`reconstruct`)."""
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
     if not tolerance >= 0:
@@ -139,6 +140,6 @@ def reconstruct(
         >>> u = reconstruct(f, gradient(f), tf.fill([1, 32, 32, 1], 0.5))
     """
     f, v, gamma = validate_inputs(f, v, gamma)
-    _check_options(iterations, tolerance, preconditioner)
+    check_options(iterations, tolerance, preconditioner)
     run = _reconstruct_traced if tf.executing_eagerly() else _reconstruct
     return run(f, v, gamma, iterations, float(tolerance), preconditioner, bool(unrolled))
