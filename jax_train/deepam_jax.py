@@ -21,14 +21,14 @@ BN_MOMENTUM = 0.99
 MODEL_DEFAULTS = dict(
     stages=3, channels=1, guidance_channels=0, noise_level_input=False, features=64,
     depth=10, gamma_layer=8, fusion_layer=3, guidance_depth=3, residual_gradients=True,
-    gamma_floor=1e-3, iterations=30, tolerance=1e-4,
+    gamma_floor=1e-3, iterations=30, tolerance=1e-4, unrolled=False,
 )
 
 
 def model_options(config_model):
     """DeepAM constructor kwargs (a config's "model" section) with defaults filled in."""
     options = dict(MODEL_DEFAULTS)
-    unknown = set(config_model) - set(options) - {"initial_gamma", "preconditioner", "unrolled"}
+    unknown = set(config_model) - set(options) - {"initial_gamma", "preconditioner"}
     if unknown:
         raise ValueError(f"the JAX port does not support model options {sorted(unknown)}")
     if config_model.get("preconditioner", "dct") != "dct":
@@ -79,7 +79,10 @@ def _eigenvalues(height, width, dtype):
     return eig(height)[:, None] + eig(width)[None, :]
 
 
-def _pcg(gamma, b, x0, iterations, tolerance):
+def _pcg(gamma, b, x0, iterations, tolerance, unrolled=False):
+    """PCG to ``tolerance`` in at most ``iterations`` steps (a while loop), or exactly
+    ``iterations`` steps as straight-line code when ``unrolled`` (no loop condition to
+    read back per iteration; the denominators' ``tiny`` keeps converged steps at 0)."""
     tiny = jnp.finfo(b.dtype).tiny
     eigenvalues = _eigenvalues(b.shape[1], b.shape[2], b.dtype)[None, :, :, None]
     gamma_mean = jnp.maximum(jnp.mean(gamma, axis=(1, 2), keepdims=True), 1e-6)
@@ -111,16 +114,22 @@ def _pcg(gamma, b, x0, iterations, tolerance):
         p = z + rz_next / (rz + tiny) * p
         return i + 1, x, r, p, rz_next
 
-    _, x, _, _, _ = lax.while_loop(cond, body, (0, x0, r, z, _dot(r, z)))
-    return x
+    state = (0, x0, r, z, _dot(r, z))
+    if unrolled:
+        for _ in range(iterations):
+            state = body(state)
+    else:
+        state = lax.while_loop(cond, body, state)
+    return state[1]
 
 
-def make_reconstruct(iterations, tolerance):
-    """``reconstruct(f, v, gamma) -> u`` solving ``(Γ + DᵀD) u = Γ f + Dᵀ v``."""
+def make_reconstruct(iterations, tolerance, unrolled=False):
+    """``reconstruct(f, v, gamma) -> u`` solving ``(Γ + DᵀD) u = Γ f + Dᵀ v`` (both
+    solves, forward and gradient, as :func:`_pcg` with these options)."""
 
     @jax.custom_vjp
     def reconstruct(f, v, gamma):
-        return _pcg(gamma, gamma * f + gradient_adjoint(v), f, iterations, tolerance)
+        return _pcg(gamma, gamma * f + gradient_adjoint(v), f, iterations, tolerance, unrolled)
 
     def forward(f, v, gamma):
         u = reconstruct(f, v, gamma)
@@ -128,7 +137,7 @@ def make_reconstruct(iterations, tolerance):
 
     def backward(residuals, du):
         f, gamma, u = residuals
-        x = _pcg(gamma, du, jnp.zeros_like(du), iterations, tolerance)
+        x = _pcg(gamma, du, jnp.zeros_like(du), iterations, tolerance, unrolled)
         return gamma * x, gradient(x), x * (f - u)
 
     reconstruct.defvjp(forward, backward)
@@ -174,7 +183,7 @@ def forward(params, stats, inputs, options, training=False, compute_dtype=jnp.fl
     """
     o = options
     image = inputs["image"].astype(jnp.float32)
-    reconstruct = make_reconstruct(o["iterations"], o["tolerance"])
+    reconstruct = make_reconstruct(o["iterations"], o["tolerance"], o["unrolled"])
     noise_map = None
     if o["noise_level_input"]:
         noise_map = jnp.ones_like(image[..., :1]) * inputs["noise_level"][:, None, None, :]

@@ -75,6 +75,12 @@ named denoise_blind_restart_top denoise.npz --warmup 0.05 \
 # started from; next, twice that rate again, beside another 1e-3 restart.
 named denoise_blind_restart_max denoise.npz --warmup 0.05 \
     --batch-size 512 --patch-size 32 --learning-rate 2e-3
+# The 1e-3 restart with 8 unrolled PCG steps per solve instead of the while loop to 1e-4
+# (same solution to ~1e-6, tests/test_jax_port.py; equal speed on a CPU, where the
+# convolutions dominate). Beside a while-loop job on the same GPU, the two ms/step lines
+# of the log say whether the loop's per-iteration latency is worth removing.
+named denoise_blind_restart_top_unrolled denoise.npz --warmup 0.05 \
+    --batch-size 512 --patch-size 32 --learning-rate 1e-3 --pcg-iterations 8
 for s in 15 25 50; do
     named denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4

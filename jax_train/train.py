@@ -158,19 +158,24 @@ def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
 
 
 RECIPE = ("seconds", "batch_size", "patch_size", "learning_rate", "final_fraction", "scale",
-          "seed", "init", "sigma", "loss", "warmup")
+          "seed", "init", "sigma", "loss", "warmup", "pcg_iterations")
 
 
 def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_rate=1e-3,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None, loss="l1", warmup=0.0, stop_after=None, clock=time.time):
+          sigma=None, loss="l1", warmup=0.0, pcg_iterations=None, stop_after=None, clock=time.time):
     """Trains for one schedule of ``seconds`` (warmup, then cosine decay). ``stop_after``
     ends this call earlier; the output then holds the whole training state (Adam moments,
-    random key, schedule position) and ``resume`` runs the rest of the same schedule."""
+    random key, schedule position) and ``resume`` runs the rest of the same schedule.
+    ``pcg_iterations``: solve with exactly this many unrolled PCG steps instead of the
+    model's while loop to its tolerance (fewer kernel launches and no per-iteration
+    readback on a GPU)."""
+    if pcg_iterations is not None and (not isinstance(pcg_iterations, int) or pcg_iterations < 1):
+        raise ValueError(f"pcg_iterations must be a positive int, got {pcg_iterations!r}")
     recipe = dict(seconds=float(seconds), batch_size=batch_size, patch_size=patch_size,
                   learning_rate=learning_rate, final_fraction=final_fraction, scale=scale,
                   seed=seed, init=os.path.basename(init) if init else None, sigma=sigma,
-                  loss=loss, warmup=warmup)
+                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations)
     # An unknown loss or a bad warmup fails before the pack is read.
     _loss_function(loss)
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
@@ -221,6 +226,8 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
         return learning_rate_at(position / seconds, peak, recipe["final_fraction"], recipe["warmup"])
 
     options = deepam_jax.model_options(config["model"])
+    if recipe.get("pcg_iterations"):  # recipes saved before this option have none
+        options.update(unrolled=True, iterations=recipe["pcg_iterations"])
     params, stats = deepam_jax.split_weights({k: jnp.asarray(v) for k, v in state["weights"].items()})
     sample = make_sampler(images, config, recipe["patch_size"], recipe["batch_size"])
     optimizer = optax.scale_by_adam(eps=1e-7)
@@ -322,6 +329,9 @@ def main(argv=None):
     parser.add_argument("--loss", choices=LOSSES,
                         help="l1 (the paper's, default) or l2 (mean squared error, for a PSNR fine-tune)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--pcg-iterations", type=int,
+                        help="exactly this many unrolled PCG steps per solve (default: the "
+                             "model's while loop to its tolerance)")
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--init", help="start from this train.py output's weights")

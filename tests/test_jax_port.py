@@ -81,6 +81,26 @@ def test_reconstruction_gradient_matches_tensorflow():
         np.testing.assert_allclose(np.asarray(g), e.numpy(), atol=1e-4)
 
 
+def test_unrolled_pcg_matches_the_converged_solve_and_its_gradients():
+    # Ten fixed DCT-PCG steps (the GPU training option --pcg-iterations) against the while
+    # loop to 1e-7, forward and backward: stages' γ varies over two decades here.
+    rng = np.random.default_rng(3)
+    f = rng.uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
+    v = rng.normal(0, 0.1, (2, 32, 32, 2)).astype(np.float32)
+    gamma = rng.uniform(0.01, 1.0, (2, 32, 32, 1)).astype(np.float32)
+    weight = rng.normal(size=f.shape).astype(np.float32)
+    solves = [deepam_jax.make_reconstruct(30, 1e-7), deepam_jax.make_reconstruct(10, 0.0, unrolled=True)]
+    outputs = [np.asarray(solve(f, v, gamma)) for solve in solves]
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-4)
+    grads = [jax.grad(lambda *a: jnp.sum(weight * solve(*a)), argnums=(0, 1, 2))(f, v, gamma)
+             for solve in solves]
+    for converged, unrolled in zip(*grads):
+        np.testing.assert_allclose(np.asarray(unrolled), np.asarray(converged), atol=1e-3)
+    # Two steps are not enough: the check above can fail.
+    assert np.abs(np.asarray(deepam_jax.make_reconstruct(2, 0.0, unrolled=True)(f, v, gamma))
+                  - outputs[0]).max() > 1e-3
+
+
 def test_difference_operators_match():
     u = np.random.default_rng(3).normal(size=(1, 7, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(deepam_jax.gradient(u), differences.gradient(u).numpy(), atol=1e-6)
@@ -231,6 +251,18 @@ def test_a_stopped_and_resumed_run_trains_like_an_uninterrupted_one(tmp_path):
     assert json.loads(str(resumed["log"]))["loss_curve"] == json.loads(str(whole["log"]))["loss_curve"]
     with pytest.raises(ValueError, match="finished"):
         jax_train.resume(pack, split, split)
+
+
+def test_a_run_with_unrolled_pcg_keeps_that_recipe_across_a_resume(tmp_path):
+    pack, split = str(tmp_path / "pack.npz"), str(tmp_path / "split.npz")
+    _tiny_pack(pack)
+    recipe = dict(seconds=5, batch_size=2, patch_size=8, learning_rate=1e-2, save_every=1e9)
+    with pytest.raises(ValueError, match="pcg_iterations must be a positive int"):
+        jax_train.train(pack, split, pcg_iterations=0, **recipe)
+    assert not jax_train.train(pack, split, stop_after=2, clock=_ticks(), pcg_iterations=6, **recipe)
+    assert json.loads(str(np.load(split)["log"]))["recipe"]["pcg_iterations"] == 6
+    assert jax_train.resume(pack, split, split, clock=_ticks())
+    assert json.loads(str(np.load(split)["log"]))["recipe"]["pcg_iterations"] == 6
 
 
 def test_a_resume_given_the_rest_of_the_schedule_finishes_it(tmp_path):
