@@ -66,8 +66,10 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
     from deepam_tf.restore import check_sigma, load_for_task
 
     sigma = check_sigma(sigma)
+    images = os.fspath(images)
     folder = images if os.path.isdir(images) or os.sep in images else os.path.join(
         default_data_dir(data_dir), "denoise", images)
+    output = None if output is None else os.fspath(output)
     if output is not None and not overwrite:
         for path in (output + ".csv", output + ".md"):
             if os.path.exists(path):

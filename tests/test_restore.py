@@ -242,7 +242,7 @@ def test_one_call_evaluate_on_a_folder_or_a_named_set_writes_tables_once(tmp_pat
     folder.mkdir(parents=True)
     for i in range(2):
         iio.imwrite(folder / f"{i}.png", skimage.data.camera()[:32, i * 40: i * 40 + 40])
-    by_folder = deepam_tf.evaluate(model_path, str(folder), 25, output=str(tmp_path / "t"))
+    by_folder = deepam_tf.evaluate(model_path, folder, 25, output=tmp_path / "t")  # paths or str
     # The untrained model is the identity: PSNR is the noisy PSNR, image by image.
     assert by_folder[0]["psnr"] == pytest.approx(by_folder[0]["noisy_psnr"], abs=0.01)
     by_name = deepam_tf.evaluate(load_preset(model_path), "tiny", 25, data_dir=str(tmp_path / "data"))
