@@ -178,7 +178,7 @@ def tiled_predict(model, inputs, tile_size="auto"):
     if tile_size == "auto":
         tile_size = auto_tile_size(model, batch, memory)
     if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 2:
-        raise ValueError(f"tile_size must be an integer >= 2 or 'auto', got {tile_size!r}")
+        raise ValueError(f"tile_size must be an integer >= 2, 'auto' or None (whole image), got {tile_size!r}")
     margin = receptive_radius(model)
     tiles = tile_grid(height, width, int(tile_size), margin)
     u = image
