@@ -232,6 +232,19 @@ def _tile_size(text):
     return value
 
 
+def _integer_at_least(minimum, what):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _restoration_options(command, default_model):
     command.add_argument("--model", default=None if "<" in default_model else default_model,
                          help=f"preset name or .keras file (default {default_model})")
@@ -264,7 +277,8 @@ def _parser():
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
     depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")
     depth.add_argument("--rgb", required=True, help="aligned high-resolution colour image")
-    depth.add_argument("--scale", type=int, required=True, help="upsampling factor (4, 8, 16)")
+    depth.add_argument("--scale", type=_integer_at_least(2, "scale"), required=True,
+                       help="upsampling factor (4, 8, 16)")
     depth.add_argument("-o", "--output", required=True)
     _restoration_options(depth, "depth_x<scale>")
 
@@ -289,7 +303,7 @@ def _parser():
     export = commands.add_parser("export", help="export a preset for serving")
     export.add_argument("preset", help="preset name or .keras file")
     export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
-    export.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
+    export.add_argument("--size", type=_integer_at_least(2, "size"), nargs=2, default=[256, 256], metavar=("H", "W"),
                         help="static input size (tflite)")
     export.add_argument("--iterations", type=int, default=None,
                         help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
@@ -301,9 +315,10 @@ def _parser():
 
     train = commands.add_parser("train", help="train (or resume) a model from a config")
     train.add_argument("config", help="training config (JSON), e.g. configs/fast_cpu.json")
-    train.add_argument("-o", "--output", required=True, help="run folder (resumes if present)")
+    train.add_argument("-o", "--output", required=True,
+                       help="run folder (an unfinished run of the same config there resumes)")
     train.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
-    train.add_argument("--epochs", type=int, help="stop after this many epochs")
+    train.add_argument("--epochs", type=_integer_at_least(1, "epochs"), help="stop after this many epochs")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
     return parser
 

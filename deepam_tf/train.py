@@ -266,6 +266,8 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     length, so a shortened run is a prefix of the full one).
     """
     check_config(config)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be a positive integer (or None: the config's), got {epochs!r}")
     _check_output_dir(config, output_dir)
     model = build_model(config)
     model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)

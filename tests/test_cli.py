@@ -1,5 +1,6 @@
 import imageio.v3 as iio
 import numpy as np
+import pytest
 
 from deepam_tf import cli
 
@@ -215,3 +216,15 @@ def test_train_command_reports_its_model_and_refuses_to_redo_a_finished_run(tmp_
     assert cli.main(run) == 0
     assert f"2 steps; wrote {tmp_path / 'run' / 'model.keras'}" in capsys.readouterr().out
     assert cli.main(run) == 1 and "holds a finished run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["upsample-depth", "--depth", "d.png", "--rgb", "r.png", "--scale", "0", "-o", "x.png"], "scale must be >= 2"),
+    (["upsample-depth", "--depth", "d.png", "--rgb", "r.png", "--scale", "x4", "-o", "x.png"], "scale must be an integer"),
+    (["train", "c.json", "-o", "run", "--epochs", "0"], "epochs must be >= 1"),
+    (["export", "denoise_blind", "--format", "tflite", "--size", "1", "64", "-o", "out"], "size must be >= 2"),
+])
+def test_bad_numbers_on_the_command_line_are_refused_by_argparse(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
