@@ -2,7 +2,7 @@
 the test pairs, measured in the same run.
 
     python benchmarks/rgb_nir.py [--sigmas 25 50] [--model rgbnir_blind] [--data-dir DIR]
-        [--no-bm3d] [--no-deepam] [--demo OUT.png]
+        [--gray-model denoise_blind] [--no-bm3d] [--no-deepam] [--demo OUT.png]
 
 Protocol: clean 8-bit RGB in [0, 1], N(0, (σ/255)²) noise not clipped, noise drawn with
 seed (0, pair index); results clipped to [0, 1]; PSNR (data range 1) against the clean
@@ -26,7 +26,7 @@ from deepam_tf.data import splits  # noqa: E402
 from deepam_tf.image_io import read_image_file  # noqa: E402
 
 
-def methods(model, with_bm3d):
+def methods(model, with_bm3d, gray_model=None):
     def guided(noisy, nir, sigma):
         return np.stack([baselines.guided_filter(nir, noisy[..., c], 4, 1e-2) for c in range(3)], -1)
 
@@ -35,6 +35,11 @@ def methods(model, with_bm3d):
         import bm3d
 
         table["colour BM3D"] = lambda noisy, nir, sigma: bm3d.bm3d_rgb(noisy, sigma / 255.0)
+    if gray_model is not None:
+        from deepam_tf import denoise
+
+        # No NIR: the grayscale denoiser on the opponent channels (deepam_tf.denoise).
+        table["gray DeepAM(3), no NIR"] = lambda noisy, nir, sigma: denoise(noisy, sigma, model=gray_model)
     if model is not None:
         from deepam_tf import restore_with_nir
 
@@ -46,6 +51,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sigmas", nargs="+", type=float, default=[25, 50])
     parser.add_argument("--model", default="rgbnir_blind")
+    parser.add_argument("--gray-model", default="denoise_blind",
+                        help="grayscale denoiser run without the NIR image ('none': skip)")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--no-deepam", action="store_true")
@@ -59,6 +66,8 @@ def main():
         model = load_preset(args.model)
     elif not args.no_deepam:
         print(f"(no preset {args.model}: DeepAM row skipped)")
+    gray_model = None if args.gray_model == "none" or args.no_deepam else load_preset(args.gray_model)
+    table = methods(model, not args.no_bm3d, gray_model)
     pairs = [(data.pair_key(rgb), read_image_file(rgb).astype(np.float32) / 255.0,
               read_image_file(nir).astype(np.float32) / 255.0)
              for rgb, nir in splits.rgb_nir_pairs(root, "test")]
@@ -68,14 +77,14 @@ def main():
             rng = np.random.default_rng([0, index])
             noisy = (clean + rng.normal(0, sigma / 255.0, clean.shape)).astype(np.float32)
             row = [f"{sigma:g}", name, f"{metrics.psnr(clean, np.clip(noisy, 0, 1)):.2f}"]
-            for method, fn in methods(model, not args.no_bm3d).items():
+            for method, fn in table.items():
                 start = time.perf_counter()
                 restored = np.clip(fn(noisy, nir, sigma), 0, 1)
                 seconds = time.perf_counter() - start
                 row.append(f"{metrics.psnr(clean, restored):.2f} ({seconds:.1f} s)")
                 print(f"sigma {sigma:g} {name} {method}: {row[-1]}", flush=True)
             rows.append(row)
-    header = ["σ", "pair", "noisy"] + list(methods(model, not args.no_bm3d))
+    header = ["σ", "pair", "noisy"] + list(table)
     print("\n### PSNR (dB) and time per image\n")
     print(markdown_table(header, rows))
     if args.demo and model is not None:

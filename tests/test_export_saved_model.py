@@ -45,6 +45,29 @@ def test_png_signature_matches_float_signature_within_rounding(exported):
         assert np.abs(decoded - np.clip(ref, 0, 1)).max() <= 0.5 / 255 + 1e-6
 
 
+def test_png_signature_denoises_colour_and_keeps_alpha_as_denoise_does(exported):
+    # The untrained test model is not the identity, so the comparison with
+    # deepam_tf.denoise (the opponent colour space, alpha left alone) is a real one.
+    import skimage.data
+
+    from deepam_tf import denoise
+
+    keras_model, _, loaded = exported
+    rgb = skimage.data.astronaut()[100:124, 200:236]
+    alpha = np.random.default_rng(2).integers(0, 256, rgb.shape[:2] + (1,), dtype=np.uint8)
+    for pixels in (rgb, np.concatenate([rgb, alpha], -1), rgb[..., :1], np.concatenate([rgb[..., :1], alpha], -1)):
+        out = loaded.signatures["encoded"](image_bytes=tf.stack([tf.io.encode_png(pixels)]),
+                                           sigma=tf.constant([30.0]))["png_bytes"]
+        decoded = tf.io.decode_png(out.numpy()[0]).numpy()
+        colours = 3 if pixels.shape[-1] >= 3 else 1
+        want = denoise(pixels[..., :colours] if colours == 3 else pixels[..., 0], 30, model=keras_model)
+        want = want.reshape(pixels.shape[:2] + (colours,))
+        assert decoded.shape == pixels.shape
+        assert np.abs(decoded[..., :colours].astype(int) - want.astype(int)).max() <= 1
+        np.testing.assert_array_equal(decoded[..., colours:], pixels[..., colours:])
+    assert np.abs(decoded[..., :1].astype(int) - pixels[..., :1].astype(int)).max() > 1  # it did denoise
+
+
 @pytest.mark.parametrize(
     "signature, kwargs, match",
     [

@@ -7,10 +7,10 @@ For each preset marked ``released`` in the preset index: a SavedModel at
 ``manifest.json`` with their export settings. Existing copies are replaced.
 """
 
+import argparse
 import json
 import os
 import shutil
-import sys
 
 from deepam_tf.export.saved_model import export_saved_model
 from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE, PRECONDITIONER, export_tflite
@@ -43,5 +43,12 @@ def refresh(folder, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS):
     return manifest
 
 
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="exported",
+                        help="the release folder (its copies are replaced; default: exported)")
+    print(json.dumps(refresh(parser.parse_args(argv).folder), indent=2))
+
+
 if __name__ == "__main__":
-    print(json.dumps(refresh(sys.argv[1] if len(sys.argv) > 1 else "exported"), indent=2))
+    main()

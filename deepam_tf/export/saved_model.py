@@ -8,6 +8,9 @@ Signatures (names are the TF-Serving request keys):
   and spatial size.
 * ``encoded``: ``image_bytes`` string ``[B]`` (PNG/JPEG; REST clients send
   ``{"b64": ...}``) (plus ``guidance_bytes``, ``sigma``) -> ``png_bytes`` string ``[B]``.
+  A noise-level-conditioned grayscale denoiser takes gray, gray+alpha, RGB and RGBA
+  images here, as ``deepam_tf.denoise`` does: RGB in the opponent colour space
+  (:mod:`deepam_tf.colour`), alpha returned unchanged.
 
 Bad requests (wrong rank or channel count, bytes that are not an image) fail with an
 ``InvalidArgument`` error naming the problem; the server keeps running.
@@ -16,7 +19,10 @@ Bad requests (wrong rank or channel count, bytes that are not an image) fail wit
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from deepam_tf import colour
 
 
 class _Serving:
@@ -59,13 +65,46 @@ class _Serving:
         image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
         return image[None]
 
+    def _denoise_any_colour(self, image, level):
+        """``[H, W, 1-4]`` (gray, gray+alpha, RGB, RGBA) -> the same layout, restored:
+        each channel of gray or of the opponent transform of RGB at its noise level."""
+        count = tf.shape(image)[-1]
+        colours = count - (1 - count % 2)  # 2 and 4 channels end with alpha
+        colour_part, alpha = image[..., :colours], image[..., colours:]
+
+        def channels_first(x):
+            return tf.transpose(x, [2, 0, 1])[..., None]
+
+        def channels_last(batch):
+            return tf.transpose(batch[..., 0], [1, 2, 0])
+
+        def gray():
+            return channels_last(self.restore(channels_first(colour_part), sigma=tf.reshape(level, [1])))
+
+        def rgb():
+            matrix = tf.constant(colour.OPPONENT.T, tf.float32)
+            offset = tf.constant(colour.OFFSET, tf.float32)
+            opponent = tf.tensordot(colour_part, matrix, 1) + offset
+            sigmas = level * tf.constant(colour.NOISE_SCALE, tf.float32)
+            restored = channels_last(self.restore(channels_first(opponent), sigma=sigmas))
+            inverse = tf.constant(np.linalg.inv(colour.OPPONENT).T, tf.float32)
+            return tf.tensordot(restored - offset, inverse, 1)
+
+        restored = tf.cond(tf.equal(colours, 3), rgb, gray)
+        return tf.concat([tf.clip_by_value(restored, 0.0, 1.0), alpha], axis=-1)
+
     def restore_encoded(self, image_bytes, guidance_bytes=None, sigma=None):
+        any_colour = self.conditioned and self.channels == 1 and not self.guidance_channels
+
         def one(args):
             data, guide, level = args
-            image = self._decode(data, self.channels)
-            guidance = self._decode(guide, self.guidance_channels) if self.guidance_channels else None
-            restored = self.restore(image, guidance, tf.reshape(level, [1]) if self.conditioned else None)
-            pixels = tf.cast(tf.round(tf.clip_by_value(restored[0], 0.0, 1.0) * 255.0), tf.uint8)
+            if any_colour:
+                restored = self._denoise_any_colour(self._decode(data, 0)[0], level)
+            else:
+                image = self._decode(data, self.channels)
+                guidance = self._decode(guide, self.guidance_channels) if self.guidance_channels else None
+                restored = self.restore(image, guidance, tf.reshape(level, [1]) if self.conditioned else None)[0]
+            pixels = tf.cast(tf.round(tf.clip_by_value(restored, 0.0, 1.0) * 255.0), tf.uint8)
             return tf.io.encode_png(pixels)
 
         n = tf.shape(image_bytes)[0]
