@@ -9,16 +9,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from deepam_tf import DeepAM, cli, denoise
+from deepam_tf import cli, denoise
 from deepam_tf.image_io import read_image_file, write_image_file
 from deepam_tf.models import tiling
 
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "small.keras"
-    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(path)
-    return str(path)
 
 
 def _run(args, capsys):

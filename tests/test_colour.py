@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from deepam_tf import DeepAM, colour, denoise, restore
+from deepam_tf import colour, denoise, restore
 
 
 def test_opponent_transform_is_inverted_exactly_and_maps_rgb_into_the_unit_cube():
@@ -24,12 +24,6 @@ def test_rgb_noise_stays_independent_at_the_stated_level_per_channel():
     assert np.abs(correlation - np.eye(3)).max() < 0.01
     np.testing.assert_allclose(colour.NOISE_SCALE, [1 / np.sqrt(3), 1 / np.sqrt(2), np.sqrt(6) / 4])
 
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "small.keras"
-    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(path)
-    return str(path)
 
 
 def test_denoise_runs_each_opponent_channel_at_its_noise_level(model_path, monkeypatch):

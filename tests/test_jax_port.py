@@ -64,12 +64,17 @@ def test_forward_matches_keras(kwargs):
     np.testing.assert_allclose(np.asarray(got), expected, atol=2e-4)
 
 
+def _solve_inputs(seed, height, width):
+    """f, v, γ (over two decades) and a loss weight for a batch of two random systems."""
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0, 1, (2, height, width, 1)).astype(np.float32)
+    v = rng.normal(0, 0.1, (2, height, width, 2)).astype(np.float32)
+    gamma = rng.uniform(0.01, 1.0, (2, height, width, 1)).astype(np.float32)
+    return f, v, gamma, rng.normal(size=f.shape).astype(np.float32)
+
+
 def test_reconstruction_gradient_matches_tensorflow():
-    rng = np.random.default_rng(2)
-    f = rng.uniform(0, 1, (2, 12, 9, 1)).astype(np.float32)
-    v = rng.normal(0, 0.1, (2, 12, 9, 2)).astype(np.float32)
-    gamma = rng.uniform(0.01, 1.0, (2, 12, 9, 1)).astype(np.float32)
-    weight = rng.normal(size=f.shape).astype(np.float32)
+    f, v, gamma, weight = _solve_inputs(2, 12, 9)
     tensors = [tf.constant(a) for a in (f, v, gamma)]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
@@ -83,12 +88,8 @@ def test_reconstruction_gradient_matches_tensorflow():
 
 def test_unrolled_pcg_matches_the_converged_solve_and_its_gradients():
     # Ten fixed DCT-PCG steps (the GPU training option --pcg-iterations) against the while
-    # loop to 1e-7, forward and backward: stages' γ varies over two decades here.
-    rng = np.random.default_rng(3)
-    f = rng.uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
-    v = rng.normal(0, 0.1, (2, 32, 32, 2)).astype(np.float32)
-    gamma = rng.uniform(0.01, 1.0, (2, 32, 32, 1)).astype(np.float32)
-    weight = rng.normal(size=f.shape).astype(np.float32)
+    # loop to 1e-7, forward and backward.
+    f, v, gamma, weight = _solve_inputs(3, 32, 32)
     solves = [deepam_jax.make_reconstruct(30, 1e-7), deepam_jax.make_reconstruct(10, 0.0, unrolled=True)]
     outputs = [np.asarray(solve(f, v, gamma)) for solve in solves]
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-4)

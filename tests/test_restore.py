@@ -7,13 +7,6 @@ import skimage.data
 from deepam_tf import DeepAM, denoise, evaluation, list_presets, load_preset
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    """A small noise-conditioned DeepAM saved as .keras (untrained: identity)."""
-    path = tmp_path_factory.mktemp("model") / "small.keras"
-    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(path)
-    return str(path)
-
 
 @pytest.mark.parametrize(
     "image",
