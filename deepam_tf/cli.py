@@ -200,11 +200,11 @@ def _export(args):
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
     if args.format == "tflite":
         iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
-        check_export_options(tuple(args.size), iterations)
+        check_export_options(tuple(args.size), iterations, model, args.rgb)
         os.makedirs(args.output, exist_ok=True)
-        suffix = "_fp16" if args.float16 else ""
+        suffix = ("_rgb" if args.rgb else "") + ("_fp16" if args.float16 else "")
         path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")
-        export_tflite(model, path, tuple(args.size), iterations, args.float16, args.overwrite)
+        export_tflite(model, path, tuple(args.size), iterations, args.float16, args.overwrite, args.rgb)
         print(f"wrote {path}")
         return 0
     path = export_saved_model(model, args.output, name, args.version)
@@ -311,6 +311,9 @@ def _parser():
     export.add_argument("--iterations", type=int, default=None,
                         help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
+    export.add_argument("--rgb", action="store_true",
+                        help="tflite: take an RGB image and denoise its opponent channels, as "
+                             "deepam denoise does (noise-level-conditioned grayscale denoisers)")
     export.add_argument("--overwrite", action="store_true")
     export.add_argument("-o", "--output", required=True, help="model base folder")
     export.add_argument("--name", help="model name (default: the preset's)")

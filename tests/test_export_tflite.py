@@ -63,6 +63,42 @@ def test_tflite_matches_keras_and_has_builtin_gpu_ops_only(model):
     assert np.abs(got - want).max() <= 1e-4
 
 
+def test_rgb_export_denoises_the_opponent_channels_as_denoise_does(model):
+    from deepam_tf import colour, denoise, DeepAM
+
+    data = tflite.convert(model, (24, 32), iterations=8, rgb=True)
+    assert not {op for op in tflite.operators(data) if op.startswith(tflite.FORBIDDEN_OPS)}
+    rgb = np.random.default_rng(3).random((1, 24, 32, 3)).astype(np.float32)
+    got = _run(data, {"image": rgb, "noise_level": np.full((1, 1), 30 / 255, np.float32)})
+    clone = tflite.static_copy(model, 8)
+    opponent = colour.to_opponent(rgb[0])
+    channels = [np.asarray(clone({"image": opponent[None, ..., c:c + 1],
+                                  "noise_level": np.full((1, 1), 30 * s / 255, np.float32)}))[0, ..., 0]
+                for c, s in enumerate(colour.NOISE_SCALE)]
+    want = colour.from_opponent(np.stack(channels, -1))
+    assert got.shape == (1, 24, 32, 3) and np.abs(got[0] - want).max() <= 1e-4
+    # ... which is deepam_tf.denoise's colour path (that clips to [0, 1]) up to the solver:
+    # 8 unrolled steps against the while loop to 1e-4.
+    assert np.abs(np.clip(got[0], 0, 1) - denoise(rgb[0], 30, model=model, tile_size=None)).max() <= 2e-2
+    with pytest.raises(ValueError, match="an RGB export needs a noise-level-conditioned grayscale"):
+        tflite.convert(DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2), (8, 8), 2, rgb=True)
+
+
+def test_export_command_writes_an_rgb_tflite_and_refuses_it_for_a_guided_model(model, tmp_path, capsys):
+    from deepam_tf import DeepAM, cli
+
+    model.save(tmp_path / "m.keras")
+    args = ["export", str(tmp_path / "m.keras"), "--format", "tflite", "--size", "16", "16",
+            "--iterations", "2", "--rgb", "-o", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m_16x16_rgb.tflite"]
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, guidance_channels=3).save(
+        tmp_path / "guided.keras")
+    args[1], args[-1] = str(tmp_path / "guided.keras"), str(tmp_path / "out2")
+    assert cli.main(args) == 1 and "an RGB export needs" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+
+
 def test_few_unrolled_dct_iterations_reach_the_converged_keras_output(model):
     # The export's solve (DCT by convolutions, no loop) against the model's own (DCT by
     # FFT, while loop to 1e-4); Jacobi with as many iterations is far from it.
@@ -135,16 +171,19 @@ LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
 )
 # Bounds relative to the output's magnitude: fp32 must match; fp16 is measured (about
 # 3e-3 to 2e-2 absolute on outputs of magnitude ~1-3 here) and bounded loosely.
-@pytest.mark.parametrize("precision, bound", [("f32", 1e-5), ("f16", 2e-2)])
-def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound):
+# rgb: the export that takes RGB and denoises its opponent channels.
+@pytest.mark.parametrize("precision, bound, rgb", [("f32", 1e-5, False), ("f16", 2e-2, False),
+                                                   ("f32", 1e-5, True)])
+def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound, rgb):
     import os
     import subprocess
     import sys
 
-    data = tflite.convert(model, (64, 48), iterations=10)
+    data = tflite.convert(model, (64, 48), iterations=10, rgb=rgb)
     (tmp_path / "m.tflite").write_bytes(data)
     rng = np.random.default_rng(1)
-    feeds = {"image": rng.random((1, 64, 48, 1), np.float32), "noise_level": np.full((1, 1), 0.1, np.float32)}
+    feeds = {"image": rng.random((1, 64, 48, 3 if rgb else 1), np.float32),
+             "noise_level": np.full((1, 1), 0.1, np.float32)}
     np.savez(tmp_path / "in.npz", **feeds)
     runner = os.path.join(os.path.dirname(__file__), "litert_gpu_runner.py")
     env = {**os.environ, "VK_ICD_FILENAMES": LAVAPIPE}

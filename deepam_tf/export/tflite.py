@@ -12,7 +12,10 @@ import contextlib
 import logging
 import os
 
+import numpy as np
 import tensorflow as tf
+
+from deepam_tf import colour
 
 FORBIDDEN_OPS = ("WHILE", "SHAPE", "BROADCAST_TO", "FLEX", "CUSTOM", "VAR_HANDLE", "READ_VARIABLE")
 DEFAULT_SIZE = (256, 256)
@@ -23,9 +26,14 @@ DEFAULT_ITERATIONS = 8  # chosen by benchmarks/unrolled_iterations.py (README)
 MAX_SIDE = 2048
 
 
-def check_export_options(size, iterations):
-    """Raises ValueError naming a bad static size (two integers in [2, MAX_SIDE]) or
-    iteration count (an integer >= 1)."""
+def check_export_options(size, iterations, model=None, rgb=False):
+    """Raises ValueError naming a bad static size (two integers in [2, MAX_SIDE]), a bad
+    iteration count (an integer >= 1), or an ``rgb`` export of a model that is not a
+    noise-level-conditioned grayscale denoiser."""
+    if rgb and (model.channels, model.guidance_channels, model.noise_level_input) != (1, 0, True):
+        raise ValueError("an RGB export needs a noise-level-conditioned grayscale denoiser, got "
+                         f"channels={model.channels}, guidance_channels={model.guidance_channels}, "
+                         f"noise_level_input={model.noise_level_input}")
     sides = tuple(size) if isinstance(size, (tuple, list)) else ()
     if len(sides) != 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_SIDE for n in sides):
@@ -61,10 +69,12 @@ def static_copy(model, iterations=DEFAULT_ITERATIONS, preconditioner=PRECONDITIO
     return clone
 
 
-def input_specs(model, size=DEFAULT_SIZE):
-    """``{name: TensorSpec}`` of the static TFLite inputs, in the model's input order."""
+def input_specs(model, size=DEFAULT_SIZE, rgb=False):
+    """``{name: TensorSpec}`` of the static TFLite inputs, in the model's input order
+    (``rgb``: an RGB image for a grayscale denoiser, see :func:`convert`)."""
     h, w = size
-    specs = {"image": tf.TensorSpec([1, h, w, model.channels], tf.float32, name="image")}
+    channels = 3 if rgb else model.channels
+    specs = {"image": tf.TensorSpec([1, h, w, channels], tf.float32, name="image")}
     if model.guidance_channels:
         specs["guidance"] = tf.TensorSpec([1, h, w, model.guidance_channels], tf.float32, name="guidance")
     if model.noise_level_input:
@@ -80,17 +90,42 @@ def operators(tflite_bytes):
     return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
+def _opponent_forward(clone):
+    """RGB ``[1, H, W, 3]`` and σ/255 ``[1, 1]`` -> restored RGB: the grayscale model on
+    each opponent channel (:mod:`deepam_tf.colour`) at its noise level. The transforms
+    are 1×1 convolutions and the channels run one after another (SPLIT and
+    CONCATENATION on the channel axis): ops the GPU delegate runs."""
+    forward_kernel = tf.constant(colour.OPPONENT.T[None, None], tf.float32)
+    inverse_kernel = tf.constant(np.linalg.inv(colour.OPPONENT).T[None, None], tf.float32)
+    offset = tf.constant(colour.OFFSET, tf.float32)
+
+    def forward(image, noise_level):
+        opponent = tf.nn.conv2d(image, forward_kernel, 1, "VALID") + offset
+        restored = [
+            clone({"image": channel, "noise_level": noise_level * float(scale)}, training=False)
+            for channel, scale in zip(tf.split(opponent, 3, axis=-1), colour.NOISE_SCALE)
+        ]
+        return {"restored": tf.nn.conv2d(tf.concat(restored, -1) - offset, inverse_kernel, 1, "VALID")}
+
+    return forward
+
+
 def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False,
-            preconditioner=PRECONDITIONER):
-    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W)."""
-    check_export_options(size, iterations)
+            preconditioner=PRECONDITIONER, rgb=False):
+    """TFLite flatbuffer bytes of ``model`` at the static ``size`` (H, W). ``rgb``
+    (noise-level-conditioned grayscale denoisers): the model takes an RGB image and
+    denoises its opponent channels, as ``deepam_tf.denoise`` does."""
+    check_export_options(size, iterations, model, rgb)
     clone = static_copy(model, iterations, preconditioner)
-    specs = input_specs(clone, size)
+    specs = input_specs(clone, size, rgb)
     names = list(specs)
 
     def forward(*args):
         inputs = dict(zip(names, args))
         return {"restored": clone(inputs if len(inputs) > 1 else inputs["image"], training=False)}
+
+    if rgb:
+        forward = _opponent_forward(clone)
 
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
@@ -113,12 +148,13 @@ def convert(model, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=Fal
     return data
 
 
-def export_tflite(model, path, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False, overwrite=False):
+def export_tflite(model, path, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, float16=False,
+                  overwrite=False, rgb=False):
     """Writes the TFLite model to ``path`` (atomically); returns the path."""
-    check_export_options(size, iterations)
+    check_export_options(size, iterations, model, rgb)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    data = convert(model, size, iterations, float16)
+    data = convert(model, size, iterations, float16, rgb=rgb)
     tmp = path + ".partial"
     with open(tmp, "wb") as handle:
         handle.write(data)
