@@ -8,8 +8,10 @@ BM3D, on the same noisy images in the same run.
 Images: the 10 Middlebury scenes' colour views (``depth_sr/middlebury10/rgb``) and the
 clean RGB images of the RGB/NIR pairs (``rgb_nir/pairs/rgb``, without the low-light
 pairs, which have no clean reference), centre crops of ``--crop`` pixels (0: whole).
-Protocol: clean 8-bit RGB in [0, 1], N(0, (σ/255)²) noise not clipped, drawn with seed
-(0, image index); results clipped to [0, 1]; PSNR (data range 1) on all three channels.
+Protocol: ``deepam_tf.evaluation``'s in colour (clean 8-bit RGB in [0, 1], N(0, (σ/255)²)
+noise not clipped, drawn with seed (0, image index); results clipped to [0, 1]; PSNR with
+data range 1 over all three channels), on crops. For whole files of a colour set, use
+``deepam evaluate --colour`` (no BM3D column).
 """
 
 import argparse
@@ -24,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import markdown_table  # noqa: E402
 
 from deepam_tf import data, denoise, metrics  # noqa: E402
+from deepam_tf.evaluation import noisy_version  # noqa: E402
 from deepam_tf.image_io import read_image_file  # noqa: E402
 from deepam_tf.restore import load_for_task  # noqa: E402
 
@@ -71,8 +74,7 @@ def main():
         noisy_psnr = []
         for index, (name, image) in enumerate(images.items()):
             clean = image.astype(np.float32) / 255.0
-            rng = np.random.default_rng([0, index])
-            noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
+            noisy = noisy_version(clean, sigma, 0, index)
             noisy_psnr.append(metrics.psnr(clean, np.clip(noisy, 0, 1)))
             line = [f"{sigma:g}", name]
             for method, run in methods.items():

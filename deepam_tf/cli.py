@@ -183,9 +183,10 @@ def _evaluate(args):
     images = os.path.abspath(args.folder) if args.folder else args.set
     rows = evaluate(args.model, images, args.sigma, seed=args.seed, output=args.output,
                     overwrite=args.overwrite, self_ensemble=args.self_ensemble, data_dir=args.data_dir,
-                    progress=True)
+                    progress=True, colour=args.colour)
     mean = rows[-1]
     ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
+    ensemble += ", RGB" if args.colour else ""
     print(f"{args.model}{ensemble} at sigma {args.sigma:g}: mean PSNR {mean['psnr']:.2f} dB, "
           f"SSIM {mean['ssim']:.4f} ({len(rows) - 1} images); wrote {args.output}.csv and .md")
     return 0
@@ -301,6 +302,8 @@ def _parser():
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT.csv, .md")
+    evaluate.add_argument("--colour", action="store_true",
+                          help="evaluate RGB files in colour (default: converted to gray)")
     _self_ensemble_option(evaluate)
 
     export = commands.add_parser("export", help="export a preset for serving")

@@ -4,6 +4,8 @@
 Protocol (as in the shared baselines): clean 8-bit gray image scaled to [0, 1]; noise
 N(0, (σ/255)²) drawn from ``numpy.random.default_rng([seed, index])``, not clipped; the
 restored image clipped to [0, 1]; PSNR and SSIM with data_range 1 against the clean image.
+Colour files are converted to gray (luminance) unless ``colour=True``, which keeps RGB and
+measures PSNR over all three channels and SSIM averaged over them.
 """
 
 import csv
@@ -17,8 +19,9 @@ from deepam_tf.data import list_images
 from deepam_tf.image_io import read_image_file, rgb_to_gray
 
 PROTOCOL = (
-    "clean image in [0,1]; noise N(0,(σ/255)²) from numpy default_rng([seed, index]), "
-    "not clipped; output clipped to [0,1]; PSNR/SSIM with data_range 1"
+    "clean image in [0,1] (colour files as gray luminance unless evaluated in colour: then "
+    "PSNR over all three channels, SSIM averaged over them); noise N(0,(σ/255)²) from numpy "
+    "default_rng([seed, index]), not clipped; output clipped to [0,1]; PSNR/SSIM with data_range 1"
 )
 
 
@@ -31,6 +34,14 @@ def read_gray(path):
     return image
 
 
+def read_rgb(path):
+    """An RGB image file as float32 ``[H, W, 3]`` in [0, 1]; a gray file is refused."""
+    image = read_image_file(path)
+    if image.ndim != 3:
+        raise ValueError(f"{path} is a gray image; a colour evaluation needs RGB files")
+    return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+
+
 def noisy_version(clean, sigma, seed, index):
     """The protocol's noisy image for image ``index``."""
     rng = np.random.default_rng([seed, index])
@@ -38,7 +49,7 @@ def noisy_version(clean, sigma, seed, index):
 
 
 def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self_ensemble=False,
-             data_dir=None, limit=None, progress=False):
+             data_dir=None, limit=None, progress=False, colour=False):
     """Per-image and mean PSNR / SSIM of a DeepAM denoiser under :data:`PROTOCOL`.
 
     Args:
@@ -51,6 +62,8 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
         output: if given, writes ``output.csv`` and ``output.md`` (refused before any
             work if they exist, unless ``overwrite``).
         self_ensemble: the x8 self-ensemble (DeepAM+).
+        colour: evaluate RGB files in colour (see :func:`deepam_tf.denoise`); otherwise
+            colour files are converted to gray first.
         limit: only the first ``limit`` images (sorted by name).
         progress: a Keras progress bar with the running mean PSNR.
 
@@ -76,17 +89,19 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
                 raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
     label = model if isinstance(model, str) else type(model).__name__
     loaded = load_for_task(model, "denoising")
-    rows = evaluate_restorer(model_restore_fn(loaded, self_ensemble), folder, sigma, seed=seed,
-                             limit=limit, progress=progress)
+    rows = evaluate_restorer(model_restore_fn(loaded, self_ensemble, colour), folder, sigma, seed=seed,
+                             limit=limit, progress=progress, colour=colour)
     if output is not None:
         ensemble = " (x8 self-ensemble)" if self_ensemble else ""
-        write_tables(rows, output, f"{label}{ensemble} on {folder} at sigma {sigma:g}")
+        kind = "RGB" if colour else "gray"
+        write_tables(rows, output, f"{label}{ensemble} on {folder} ({kind}) at sigma {sigma:g}")
     return rows
 
 
-def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False):
+def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False,
+                      colour=False):
     """Runs ``restore_fn(noisy, sigma) -> restored`` (any denoiser, e.g. BM3D) on every
-    image of ``folder``
+    image of ``folder``, gray or (``colour``) RGB
     (``progress``: a Keras progress bar with the running mean PSNR).
 
     Returns a list of rows ``{"image", "psnr", "ssim", "noisy_psnr", "seconds"}`` and
@@ -94,14 +109,15 @@ def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress
     """
     rows = []
     paths = list_images(folder)[:limit]
+    read = read_rgb if colour else read_gray
     for path in paths:  # a bad file stops the run before any work, naming the file
-        read_gray(path)
+        read(path)
     if progress:
         import keras
 
         bar = keras.utils.Progbar(len(paths), stateful_metrics=["mean PSNR"])
     for index, path in enumerate(paths):
-        clean = read_gray(path)
+        clean = read(path)
         noisy = noisy_version(clean, sigma, seed, index)
         start = time.perf_counter()
         restored = np.clip(np.asarray(restore_fn(noisy, sigma), np.float32), 0.0, 1.0)
@@ -120,11 +136,14 @@ def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress
     return rows
 
 
-def model_restore_fn(model, self_ensemble=False):
+def model_restore_fn(model, self_ensemble=False, colour=False):
     """``restore_fn`` for :func:`evaluate_restorer` from a DeepAM denoiser (``self_ensemble``: the
-    8-transform average, see :mod:`deepam_tf.models.ensemble`)."""
-    from deepam_tf.restore import run_denoiser
+    8-transform average, see :mod:`deepam_tf.models.ensemble`; ``colour``: RGB images, by
+    ``deepam_tf.denoise``'s opponent channels)."""
+    from deepam_tf.restore import denoise, run_denoiser
 
+    if colour:
+        return lambda noisy, sigma: denoise(noisy, sigma, model=model, self_ensemble=self_ensemble)
     return lambda noisy, sigma: run_denoiser(
         model, noisy[None, :, :, None], sigma, self_ensemble=self_ensemble
     )[0, :, :, 0]

@@ -248,3 +248,23 @@ def test_one_call_evaluate_on_a_folder_or_a_named_set_writes_tables_once(tmp_pat
     assert "sigma 50" in (tmp_path / "t.md").read_text()
     with pytest.raises(ValueError, match="sigma must be a number"):
         deepam_tf.evaluate(model_path, str(folder), 0)
+
+
+def test_evaluate_in_colour_keeps_rgb_and_refuses_gray_files(tmp_path, model_path):
+    import imageio.v3 as iio
+
+    import deepam_tf
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for i in range(2):
+        iio.imwrite(folder / f"{i}.png", skimage.data.astronaut()[:24, i * 30: i * 30 + 30])
+    rows = deepam_tf.evaluate(model_path, folder, 25, colour=True, output=tmp_path / "t")
+    # The untrained model is the identity in the opponent space too: noisy PSNR, in colour.
+    assert rows[0]["psnr"] == pytest.approx(rows[0]["noisy_psnr"], abs=0.02)
+    gray = deepam_tf.evaluate(model_path, folder, 25)
+    assert gray[0]["noisy_psnr"] != pytest.approx(rows[0]["noisy_psnr"], abs=0.01)  # other pixels
+    assert "(RGB)" in (tmp_path / "t.md").read_text()
+    iio.imwrite(folder / "2.png", skimage.data.camera()[:24, :30])
+    with pytest.raises(ValueError, match="2.png is a gray image"):
+        deepam_tf.evaluate(model_path, folder, 25, colour=True)
