@@ -61,7 +61,7 @@ def main():
     model = load_for_task(args.model, "denoising")
     methods = {
         "DeepAM, R G B": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="rgb"),
-        "DeepAM, opponent": lambda noisy, sigma: denoise(noisy, sigma, model=model),
+        "DeepAM, opponent": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="opponent"),
     }
     if not args.no_bm3d:
         import bm3d

@@ -39,7 +39,8 @@ def methods(model, with_bm3d, gray_model=None):
         from deepam_tf import denoise
 
         # No NIR: the grayscale denoiser on the opponent channels (deepam_tf.denoise).
-        table["gray DeepAM(3), no NIR"] = lambda noisy, nir, sigma: denoise(noisy, sigma, model=gray_model)
+        table["gray DeepAM(3), no NIR"] = lambda noisy, nir, sigma: denoise(
+            noisy, sigma, model=gray_model, colour_space="opponent")
     if model is not None:
         from deepam_tf import restore_with_nir
 

@@ -274,9 +274,10 @@ def _parser():
                               "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
                               f"a file, {DEMO_OUTPUT} for the demo")
     _restoration_options(denoise, DEFAULT_DENOISER)
-    denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="opponent",
-                         help="RGB images: denoise the opponent channels (default; about 1.2 dB "
-                              "better) or R, G and B")
+    denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="auto",
+                         help="RGB images: the opponent channels (about 1.1 dB better when the "
+                              "noise is independent across channels), R, G and B (better for "
+                              "noisy JPEGs), or auto: chosen from the image (default)")
 
     depth = commands.add_parser("upsample-depth", help="RGB-guided depth super-resolution")
     depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")

@@ -45,3 +45,25 @@ def test_denoise_runs_each_opponent_channel_at_its_noise_level(model_path, monke
     assert seen[-1][0].shape == (2, 8, 8, 1) and seen[-1][1] == 30
     with pytest.raises(ValueError, match="colour_space must be one of"):
         denoise(image, 30, model=model_path, colour_space="yuv")
+
+
+def test_auto_takes_the_opponent_channels_for_independent_noise_and_rgb_for_a_noisy_jpeg(model_path, monkeypatch):
+    import io
+
+    import imageio.v3 as iio
+
+    clean = skimage.data.astronaut()[100:228, 150:278].astype(float)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, noisy, extension=".jpg", quality=90)
+    jpeg = iio.imread(buffer.getvalue())
+    assert restore.chroma_noise_ratio(noisy / 255.0) > 0.8
+    assert restore.chroma_noise_ratio(jpeg / 255.0) < 0.3
+    seen = []
+    real = restore.run_denoiser
+    monkeypatch.setattr(restore, "run_denoiser", lambda m, batch, sigma, *a: seen.append(np.copy(sigma))
+                        or real(m, batch, sigma, *a))
+    denoise(noisy, 20, model=model_path)
+    np.testing.assert_allclose(seen[-1], 20 * colour.NOISE_SCALE)  # opponent
+    denoise(jpeg, 20, model=model_path)
+    assert np.ndim(seen[-1]) == 0 and seen[-1] == 20  # R, G, B at σ

@@ -60,12 +60,19 @@ def test_png_signature_denoises_colour_and_keeps_alpha_as_denoise_does(exported)
                                            sigma=tf.constant([30.0]))["png_bytes"]
         decoded = tf.io.decode_png(out.numpy()[0]).numpy()
         colours = 3 if pixels.shape[-1] >= 3 else 1
-        want = denoise(pixels[..., :colours] if colours == 3 else pixels[..., 0], 30, model=keras_model)
+        want = denoise(pixels[..., :colours] if colours == 3 else pixels[..., 0], 30, model=keras_model,
+                       colour_space="opponent")
         want = want.reshape(pixels.shape[:2] + (colours,))
         assert decoded.shape == pixels.shape
         assert np.abs(decoded[..., :colours].astype(int) - want.astype(int)).max() <= 1
         np.testing.assert_array_equal(decoded[..., colours:], pixels[..., colours:])
     assert np.abs(decoded[..., :1].astype(int) - pixels[..., :1].astype(int)).max() > 1  # it did denoise
+    # JPEG bytes (chroma noise removed by the format): R, G and B one by one.
+    jpeg = tf.io.encode_jpeg(rgb, quality=95)
+    out = loaded.signatures["encoded"](image_bytes=tf.stack([jpeg]), sigma=tf.constant([30.0]))["png_bytes"]
+    decoded = tf.io.decode_png(out.numpy()[0]).numpy()
+    want = denoise(tf.io.decode_jpeg(jpeg).numpy(), 30, model=keras_model, colour_space="rgb")
+    assert np.abs(decoded.astype(int) - want.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize(

@@ -79,31 +79,3 @@ def test_tflite_matches_the_preset(name):
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert np.max(np.abs(got - want)) <= 1e-4
 
-
-RGB_ENTRIES = sorted(n for n, e in _manifest().items() if "tflite_rgb" in e) if os.path.exists(MANIFEST) else []
-
-
-@pytest.mark.parametrize("name", RGB_ENTRIES)
-def test_rgb_tflite_denoises_the_opponent_channels_of_the_preset(name):
-    from ai_edge_litert.interpreter import Interpreter
-
-    from deepam_tf import colour
-
-    entry = _manifest()[name]
-    model = load_preset(name)
-    size = tuple(entry["tflite_size"])
-    rgb = skimage.data.astronaut()[100: 100 + size[0], 150: 150 + size[1]].astype(np.float32) / 255
-    noisy = rgb + np.random.default_rng(0).normal(0, 25 / 255, rgb.shape).astype(np.float32)
-    interpreter = Interpreter(model_path=os.path.join(EXPORTED, entry["tflite_rgb"]))
-    interpreter.allocate_tensors()
-    feeds = {"image": noisy[None], "noise_level": np.full((1, 1), 25 / 255, np.float32)}
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], next(v for k, v in feeds.items() if k in detail["name"]))
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
-    static = tflite.static_copy(model, entry["tflite_iterations"], entry["tflite_preconditioner"])
-    opponent = colour.to_opponent(noisy)
-    channels = [np.asarray(static({"image": opponent[None, ..., c:c + 1],
-                                   "noise_level": np.full((1, 1), 25 * s / 255, np.float32)}))[0, ..., 0]
-                for c, s in enumerate(colour.NOISE_SCALE)]
-    assert np.max(np.abs(got - colour.from_opponent(np.stack(channels, -1)))) <= 1e-4

@@ -3,10 +3,8 @@
     python -m deepam_tf.export.release exported
 
 For each preset marked ``released`` in the preset index: a SavedModel at
-``saved_model/<name>/1/`` and a TFLite model at ``tflite/<name>_<H>x<W>.tflite`` (and, for a
-noise-level-conditioned grayscale denoiser, ``tflite/<name>_<H>x<W>_rgb.tflite``, which
-takes RGB), listed in ``manifest.json`` with their export settings. Existing copies are
-replaced.
+``saved_model/<name>/1/`` and a TFLite model at ``tflite/<name>_<H>x<W>.tflite``, listed in
+``manifest.json`` with their export settings. Existing copies are replaced.
 """
 
 import argparse
@@ -40,11 +38,6 @@ def refresh(folder, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS):
             "tflite_preconditioner": PRECONDITIONER,
             "preset": info["file"],
         }
-        if (model.channels, model.guidance_channels, model.noise_level_input) == (1, 0, True):
-            # Grayscale denoisers also ship the RGB-input model for colour photos.
-            rgb = os.path.join("tflite", f"{name}_{size[0]}x{size[1]}_rgb.tflite")
-            export_tflite(model, os.path.join(folder, rgb), size, iterations, overwrite=True, rgb=True)
-            manifest[name]["tflite_rgb"] = rgb
     with open(os.path.join(folder, "manifest.json"), "w") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
     return manifest

@@ -9,8 +9,9 @@ Signatures (names are the TF-Serving request keys):
 * ``encoded``: ``image_bytes`` string ``[B]`` (PNG/JPEG; REST clients send
   ``{"b64": ...}``) (plus ``guidance_bytes``, ``sigma``) -> ``png_bytes`` string ``[B]``.
   A noise-level-conditioned grayscale denoiser takes gray, gray+alpha, RGB and RGBA
-  images here, as ``deepam_tf.denoise`` does: RGB in the opponent colour space
-  (:mod:`deepam_tf.colour`), alpha returned unchanged.
+  images here: RGB in the opponent colour space (:mod:`deepam_tf.colour`), except JPEG
+  bytes, whose chroma noise JPEG removed, channel by channel (``deepam_tf.denoise``
+  decides from the pixels instead); alpha returned unchanged.
 
 Bad requests (wrong rank or channel count, bytes that are not an image) fail with an
 ``InvalidArgument`` error naming the problem; the server keeps running.
@@ -65,9 +66,10 @@ class _Serving:
         image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
         return image[None]
 
-    def _denoise_any_colour(self, image, level):
+    def _denoise_any_colour(self, image, level, opponent):
         """``[H, W, 1-4]`` (gray, gray+alpha, RGB, RGBA) -> the same layout, restored:
-        each channel of gray or of the opponent transform of RGB at its noise level."""
+        each channel of gray, of the opponent transform of RGB (``opponent``) at its noise
+        level, or of RGB."""
         count = tf.shape(image)[-1]
         colours = count - (1 - count % 2)  # 2 and 4 channels end with alpha
         colour_part, alpha = image[..., :colours], image[..., colours:]
@@ -78,8 +80,9 @@ class _Serving:
         def channels_last(batch):
             return tf.transpose(batch[..., 0], [1, 2, 0])
 
-        def gray():
-            return channels_last(self.restore(channels_first(colour_part), sigma=tf.reshape(level, [1])))
+        def gray():  # each channel at σ: gray, or R, G and B
+            sigmas = tf.fill([colours], level)
+            return channels_last(self.restore(channels_first(colour_part), sigma=sigmas))
 
         def rgb():
             matrix = tf.constant(colour.OPPONENT.T, tf.float32)
@@ -90,7 +93,7 @@ class _Serving:
             inverse = tf.constant(np.linalg.inv(colour.OPPONENT).T, tf.float32)
             return tf.tensordot(restored - offset, inverse, 1)
 
-        restored = tf.cond(tf.equal(colours, 3), rgb, gray)
+        restored = tf.cond(tf.logical_and(tf.equal(colours, 3), opponent), rgb, gray)
         return tf.concat([tf.clip_by_value(restored, 0.0, 1.0), alpha], axis=-1)
 
     def restore_encoded(self, image_bytes, guidance_bytes=None, sigma=None):
@@ -99,7 +102,8 @@ class _Serving:
         def one(args):
             data, guide, level = args
             if any_colour:
-                restored = self._denoise_any_colour(self._decode(data, 0)[0], level)
+                restored = self._denoise_any_colour(self._decode(data, 0)[0], level,
+                                                    tf.logical_not(tf.io.is_jpeg(data)))
             else:
                 image = self._decode(data, self.channels)
                 guidance = self._decode(guide, self.guidance_channels) if self.guidance_channels else None
