@@ -8,7 +8,7 @@ import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
 from deepam_tf.restore import (COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma,
-                               check_task, estimate_sigma, given_sigma)
+                               estimate_sigma, given_sigma)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -86,8 +86,7 @@ def _destination(pairs):
 def _denoise_files(args):
     import keras
 
-    from deepam_tf.models import load_preset
-    from deepam_tf.restore import denoise
+    from deepam_tf.restore import denoise, load_for_task
 
     pairs = _sources_and_targets(args.inputs, args.output)
     if not pairs:
@@ -99,7 +98,7 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ alias (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = check_task(load_preset(args.model), "denoising", args.model)
+    model = load_for_task(args.model, "denoising")
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
     for source, target in pairs:

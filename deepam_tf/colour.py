@@ -14,7 +14,7 @@ import numpy as np
 OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, -1 / 2], [1 / 4, -1 / 2, 1 / 4]])
 OFFSET = np.array([0.0, 0.5, 0.5])
 NOISE_SCALE = np.sqrt(np.sum(OPPONENT**2, axis=1))  # σ of each channel per unit σ in RGB
-_INVERSE = np.linalg.inv(OPPONENT)
+INVERSE = np.linalg.inv(OPPONENT)
 
 
 def to_opponent(rgb):
@@ -24,4 +24,4 @@ def to_opponent(rgb):
 
 def from_opponent(opponent):
     """The inverse of :func:`to_opponent`."""
-    return ((np.asarray(opponent) - OFFSET) @ _INVERSE.T).astype(np.float32)
+    return ((np.asarray(opponent) - OFFSET) @ INVERSE.T).astype(np.float32)

@@ -25,21 +25,24 @@ PROTOCOL = (
 )
 
 
+def _read_unit(path):
+    """An 8- or 16-bit image file as float32 in [0, 1]."""
+    image = read_image_file(path)
+    return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+
+
 def read_gray(path):
     """An image file as float32 gray in [0, 1] (8- or 16-bit)."""
-    image = read_image_file(path)
-    image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
-    if image.ndim == 3:
-        image = rgb_to_gray(image)
-    return image
+    image = _read_unit(path)
+    return rgb_to_gray(image) if image.ndim == 3 else image
 
 
 def read_rgb(path):
     """An RGB image file as float32 ``[H, W, 3]`` in [0, 1]; a gray file is refused."""
-    image = read_image_file(path)
+    image = _read_unit(path)
     if image.ndim != 3:
         raise ValueError(f"{path} is a gray image; a colour evaluation needs RGB files")
-    return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    return image
 
 
 def noisy_version(clean, sigma, seed, index):

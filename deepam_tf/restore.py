@@ -67,22 +67,28 @@ def _layout(image, name="image"):
     return np.moveaxis(image, -1, 0)[..., None], lambda batch: np.moveaxis(batch[..., 0], 0, -1)
 
 
+def _wavelet_sigma(image, channel_axis=None):
+    """skimage's wavelet MAD noise estimate (0–1 scale, averaged over channels), without
+    the numpy warnings it raises on degenerate images (the result is then NaN)."""
+    import skimage.restoration
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(skimage.restoration.estimate_sigma(image, channel_axis=channel_axis,
+                                                        average_sigmas=True))
+
+
 def estimate_sigma(image):
     """Noise level on the 0–255 scale of an ``[H, W]`` or ``[H, W, C]`` image (uint8,
     uint16 or float in [0, 1]), by the wavelet MAD estimate, floored at
     ``MIN_ESTIMATED_SIGMA`` (a clean image estimates about 0)."""
-    import skimage.restoration
-
     unit, _ = to_unit_range(image)
     _layout(unit)
-    channel_axis = -1 if unit.ndim == 3 else None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sigma = skimage.restoration.estimate_sigma(unit, channel_axis=channel_axis, average_sigmas=True)
+    sigma = _wavelet_sigma(unit, -1 if unit.ndim == 3 else None)
     if not np.isfinite(sigma):
         raise ValueError(f"cannot estimate the noise level of a {unit.shape[1]}x{unit.shape[0]} "
                          f"image; give sigma")
-    return max(float(sigma) * 255.0, MIN_ESTIMATED_SIGMA)
+    return max(sigma * 255.0, MIN_ESTIMATED_SIGMA)
 
 
 def check_sigma(sigma):
@@ -143,14 +149,9 @@ def chroma_noise_ratio(rgb):
     """The opponent chroma channels' estimated noise level (per unit of RGB σ) over the RGB
     estimate, for a ``[H, W, 3]`` image in [0, 1]: about 1 when the noise is independent
     across channels, near 0 after JPEG's chroma subsampling."""
-    import skimage.restoration
-
     opponent = colour.to_opponent(rgb)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        chroma = np.mean([skimage.restoration.estimate_sigma(opponent[..., k]) / colour.NOISE_SCALE[k]
-                          for k in (1, 2)])
-        overall = skimage.restoration.estimate_sigma(rgb, channel_axis=-1, average_sigmas=True)
+    chroma = np.mean([_wavelet_sigma(opponent[..., k]) / colour.NOISE_SCALE[k] for k in (1, 2)])
+    overall = _wavelet_sigma(rgb, -1)
     return float(chroma / overall) if overall > 0 else 0.0
 
 

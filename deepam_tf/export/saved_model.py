@@ -20,7 +20,6 @@ Bad requests (wrong rank or channel count, bytes that are not an image) fail wit
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from deepam_tf import colour
@@ -90,7 +89,7 @@ class _Serving:
             opponent = tf.tensordot(colour_part, matrix, 1) + offset
             sigmas = level * tf.constant(colour.NOISE_SCALE, tf.float32)
             restored = channels_last(self.restore(channels_first(opponent), sigma=sigmas))
-            inverse = tf.constant(np.linalg.inv(colour.OPPONENT).T, tf.float32)
+            inverse = tf.constant(colour.INVERSE.T, tf.float32)
             return tf.tensordot(restored - offset, inverse, 1)
 
         restored = tf.cond(tf.logical_and(tf.equal(colours, 3), opponent), rgb, gray)

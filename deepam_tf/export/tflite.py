@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from deepam_tf import colour
@@ -96,7 +95,7 @@ def _opponent_forward(clone):
     are 1×1 convolutions and the channels run one after another (SPLIT and
     CONCATENATION on the channel axis): ops the GPU delegate runs."""
     forward_kernel = tf.constant(colour.OPPONENT.T[None, None], tf.float32)
-    inverse_kernel = tf.constant(np.linalg.inv(colour.OPPONENT).T[None, None], tf.float32)
+    inverse_kernel = tf.constant(colour.INVERSE.T[None, None], tf.float32)
     offset = tf.constant(colour.OFFSET, tf.float32)
 
     def forward(image, noise_level):
