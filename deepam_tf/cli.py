@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
-from deepam_tf.restore import (COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL, check_sigma,
-                               estimate_sigma, given_sigma)
+from deepam_tf.restore import (COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL, PRECISIONS,
+                               check_sigma, estimate_sigma, given_sigma)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -27,7 +27,8 @@ def _demo(args):
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble)
+        restored = denoise(noisy, sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble,
+                           precision=args.precision)
         method = f"DeepAM preset {DEFAULT_DENOISER}"
     else:
         from deepam_tf.classic_am import classic_am
@@ -98,7 +99,7 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ alias (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = load_for_task(args.model, "denoising")
+    model = load_for_task(args.model, "denoising", args.precision)
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
     for source, target in pairs:
@@ -151,7 +152,7 @@ def _upsample_depth(args):
                          f"({depth.shape[0]}x{depth.shape[1]}) times {args.scale} is "
                          f"{expected[0]}x{expected[1]}")
     high = upsample_depth(depth, rgb, args.scale, model=args.model, tile_size=args.tile_size,
-                          self_ensemble=args.self_ensemble)
+                          self_ensemble=args.self_ensemble, precision=args.precision)
     write_image_file(args.output, high, args.overwrite)
     print(f"wrote {args.output} ({high.shape[1]}x{high.shape[0]}, x{args.scale})")
     return 0
@@ -170,7 +171,7 @@ def _restore_nir(args):
         sigma = estimate_sigma(rgb)
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")
     restored = restore_with_nir(rgb, nir, sigma, model=args.model, tile_size=args.tile_size,
-                                self_ensemble=args.self_ensemble)
+                                self_ensemble=args.self_ensemble, precision=args.precision)
     write_image_file(args.output, join_alpha(restored, alpha), args.overwrite)
     print(f"wrote {args.output}")
     return 0
@@ -182,10 +183,11 @@ def _evaluate(args):
     images = os.path.abspath(args.folder) if args.folder else args.set
     rows = evaluate(args.model, images, args.sigma, seed=args.seed, output=args.output,
                     overwrite=args.overwrite, self_ensemble=args.self_ensemble, data_dir=args.data_dir,
-                    progress=True, colour=args.colour)
+                    progress=True, colour=args.colour, precision=args.precision)
     mean = rows[-1]
     ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
     ensemble += ", RGB" if args.colour else ""
+    ensemble += ", bfloat16" if args.precision == "bfloat16" else ""
     print(f"{args.model}{ensemble} at sigma {args.sigma:g}: mean PSNR {mean['psnr']:.2f} dB, "
           f"SSIM {mean['ssim']:.4f} ({len(rows) - 1} images); wrote {args.output}.csv and .md")
     return 0
@@ -258,6 +260,10 @@ def _restoration_options(command, default_model):
 def _self_ensemble_option(command):
     command.add_argument("--self-ensemble", action="store_true",
                          help="average over the 8 rotations and flips of the input (8x the time)")
+    command.add_argument("--precision", choices=list(PRECISIONS), default=None,
+                         help="bfloat16: the networks in mixed bfloat16, about 1.5x faster on CPUs "
+                              "with AVX512-BF16 or AMX and on recent GPUs, same mean PSNR; slower "
+                              "elsewhere (default: float32, as the presets are stored)")
 
 
 def _parser():

@@ -52,7 +52,7 @@ def noisy_version(clean, sigma, seed, index):
 
 
 def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self_ensemble=False,
-             data_dir=None, limit=None, progress=False, colour=False):
+             data_dir=None, limit=None, progress=False, colour=False, precision=None):
     """Per-image and mean PSNR / SSIM of a DeepAM denoiser under :data:`PROTOCOL`.
 
     Args:
@@ -67,6 +67,7 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
         self_ensemble: the x8 self-ensemble (DeepAM+).
         colour: evaluate RGB files in colour (see :func:`deepam_tf.denoise`); otherwise
             colour files are converted to gray first.
+        precision: ``"bfloat16"`` or ``"float32"`` (see :func:`deepam_tf.denoise`).
         limit: only the first ``limit`` images (sorted by name).
         progress: a Keras progress bar with the running mean PSNR.
 
@@ -91,11 +92,12 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
             if os.path.exists(path):
                 raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
     label = model if isinstance(model, str) else type(model).__name__
-    loaded = load_for_task(model, "denoising")
+    loaded = load_for_task(model, "denoising", precision)
     rows = evaluate_restorer(model_restore_fn(loaded, self_ensemble, colour), folder, sigma, seed=seed,
                              limit=limit, progress=progress, colour=colour)
     if output is not None:
         ensemble = " (x8 self-ensemble)" if self_ensemble else ""
+        ensemble += " in bfloat16" if precision == "bfloat16" else ""
         kind = "RGB" if colour else "gray"
         write_tables(rows, output, f"{label}{ensemble} on {folder} ({kind}) at sigma {sigma:g}")
     return rows

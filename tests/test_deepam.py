@@ -30,8 +30,11 @@ def test_untrained_residual_model_is_the_identity():
         ({}, lambda x: x),
         ({"guidance_channels": 3}, lambda x: {"image": x, "guidance": np.concatenate([x] * 3, -1)}),
         ({"noise_level_input": True}, lambda x: {"image": x, "noise_level": np.full((2, 1), 0.1, "float32")}),
+        ({"guidance_channels": 3, "noise_level_input": True, "dtype": "mixed_bfloat16"},
+         lambda x: {"image": x, "guidance": np.concatenate([x] * 3, -1),
+                    "noise_level": np.full((2, 1), 0.1, "float32")}),
     ],
-    ids=["plain", "guided", "noise_level"],
+    ids=["plain", "guided", "noise_level", "bfloat16"],
 )
 def test_keras_save_load_is_exact(tmp_path, kwargs, inputs):
     model = _small(residual_gradients=False, **kwargs)
@@ -42,6 +45,18 @@ def test_keras_save_load_is_exact(tmp_path, kwargs, inputs):
     assert type(loaded) is DeepAM
     assert loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_dtype_policy_reaches_the_networks_but_not_the_solve():
+    model = _small(guidance_channels=3, noise_level_input=True, dtype="mixed_bfloat16")
+    policies = {layer.name: layer.dtype_policy.name for layer in model.layers
+                if layer.name.startswith(("stage", "noise_level_map"))}
+    for name, policy in policies.items():
+        assert policy == ("float32" if name.endswith("reconstruction") else "mixed_bfloat16"), name
+    x = np.random.rand(1, 9, 10, 1).astype("float32")
+    out = model({"image": x, "guidance": np.repeat(x, 3, -1), "noise_level": np.full((1, 1), 0.1, "float32")})
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
 
 
 def test_config_round_trip():

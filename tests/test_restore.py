@@ -268,3 +268,23 @@ def test_evaluate_in_colour_keeps_rgb_and_refuses_gray_files(tmp_path, model_pat
     iio.imwrite(folder / "2.png", skimage.data.camera()[:24, :30])
     with pytest.raises(ValueError, match="2.png is a gray image"):
         deepam_tf.evaluate(model_path, folder, 25, colour=True)
+
+
+def test_bfloat16_precision_converts_once_and_keeps_the_stored_model(model_path, caplog, monkeypatch):
+    from deepam_tf import hardware, restore
+
+    noisy = skimage.data.camera()[:24, :30]
+    stored = restore._load(model_path)
+    half = restore.load_for_task(model_path, "denoising", "bfloat16")
+    assert half is restore.load_for_task(model_path, "denoising", "bfloat16")  # cached
+    assert stored.policy.name == "float32" and half.policy.name == "mixed_bfloat16"
+    for a, b in zip(stored.weights, half.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(denoise(noisy, 25, model=model_path, precision="bfloat16"),
+                               denoise(noisy, 25, model=model_path), atol=3)
+    monkeypatch.setattr(hardware, "native_bfloat16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        denoise(noisy, 25, model=model_path, precision="bfloat16")
+    assert any("emulated" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+        denoise(noisy, 25, model=model_path, precision="float16")

@@ -40,6 +40,9 @@ class DeepAM(keras.Model):
         iterations, tolerance, preconditioner, unrolled: see :class:`Reconstruction`.
         kernel_regularizer: applied to every convolution kernel (e.g. ``L2(2.5e-4)``
             for the paper's weight decay 5e-4).
+        dtype: Keras dtype policy of the networks (default: the global policy), e.g.
+            ``"mixed_bfloat16"``: bfloat16 convolutions with float32 weights. The
+            reconstruction always solves in float32, and the output is float32.
 
     Example:
         >>> model = DeepAM(stages=3, channels=1)
@@ -73,6 +76,7 @@ class DeepAM(keras.Model):
         preconditioner=reconstruct_ops.DEFAULT_PRECONDITIONER,
         unrolled=False,
         kernel_regularizer=None,
+        dtype=None,
         **kwargs,
     ):
         if stages < 1 or channels < 1 or guidance_channels < 0:
@@ -81,6 +85,7 @@ class DeepAM(keras.Model):
                 f"{stages}, {channels}, {guidance_channels}"
             )
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
         image = keras.Input((None, None, channels), name="image")
         inputs = {"image": image}
         guidance = noise_map = None
@@ -89,7 +94,7 @@ class DeepAM(keras.Model):
             inputs["guidance"] = guidance
         if noise_level_input:
             inputs["noise_level"] = keras.Input((1,), name="noise_level")
-            noise_map = NoiseLevelMap(name="noise_level_map")(image, inputs["noise_level"])
+            noise_map = NoiseLevelMap(name="noise_level_map", dtype=policy)(image, inputs["noise_level"])
         if len(inputs) == 1:
             inputs = image
         u = image
@@ -101,6 +106,7 @@ class DeepAM(keras.Model):
                     guidance_depth,
                     kernel_regularizer=kernel_regularizer,
                     name=f"stage{k}_guidance",
+                    dtype=policy,
                 )(guidance)
             v, gamma_features = AggregationNetwork(
                 channels,
@@ -111,6 +117,7 @@ class DeepAM(keras.Model):
                 residual_gradients,
                 kernel_regularizer=kernel_regularizer,
                 name=f"stage{k}_aggregation",
+                dtype=policy,
             )(u, guidance_features=guidance_features, conditioning=noise_map)
             gamma = GammaNetwork(
                 channels,
@@ -118,6 +125,7 @@ class DeepAM(keras.Model):
                 initial_gamma,
                 kernel_regularizer=kernel_regularizer,
                 name=f"stage{k}_gamma",
+                dtype=policy,
             )(gamma_features)
             u = Reconstruction(
                 iterations, tolerance, preconditioner, unrolled, name=f"stage{k}_reconstruction"
@@ -140,6 +148,7 @@ class DeepAM(keras.Model):
         self.preconditioner = preconditioner
         self.unrolled = unrolled
         self.kernel_regularizer = kernel_regularizer
+        self.policy = policy
 
     def input_names(self):
         """The input keys this model expects, in order: "image", then "guidance" and
@@ -253,6 +262,7 @@ class DeepAM(keras.Model):
             "preconditioner": self.preconditioner,
             "unrolled": self.unrolled,
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "dtype": self.policy.name,
         }
 
     @classmethod
@@ -260,12 +270,13 @@ class DeepAM(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset):
+    def from_preset(cls, preset, dtype=None):
         """Loads shipped weights by name (see ``deepam_tf.list_presets()``) or a
-        ``.keras`` file by path."""
+        ``.keras`` file by path; ``dtype``: the dtype policy to run them in, e.g.
+        ``"mixed_bfloat16"`` (faster on CPUs with AVX512-BF16 or AMX and on recent GPUs)."""
         from deepam_tf.models.presets import load_preset
 
-        model = load_preset(preset)
+        model = load_preset(preset, dtype)
         if not isinstance(model, cls):
             raise ValueError(f"preset {preset!r} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

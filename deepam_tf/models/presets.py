@@ -52,8 +52,9 @@ def list_presets():
     return _index()
 
 
-def load_preset(name):
-    """Loads a shipped preset by name, or a ``.keras`` file by path."""
+def load_preset(name, dtype=None):
+    """Loads a shipped preset by name, or a ``.keras`` file by path; ``dtype``: a Keras
+    dtype policy to run it in (e.g. ``"mixed_bfloat16"``), default the stored one."""
     name = os.fspath(name)
     if os.path.isfile(name):
         path = name
@@ -76,7 +77,19 @@ def load_preset(name):
         raise ValueError(f"{path}: not a readable .keras model ({error})") from None
     if not isinstance(model, DeepAM):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a deepam_tf DeepAM model")
-    return model
+    return model if dtype is None else with_dtype(model, dtype)
+
+
+def with_dtype(model, dtype):
+    """``model`` (a DeepAM) in Keras dtype policy ``dtype``, e.g. ``"mixed_bfloat16"``: the
+    model itself if it has that policy, else a copy with the same weights."""
+    from deepam_tf.models.deepam import DeepAM
+
+    if keras.dtype_policies.get(dtype).name == model.policy.name:
+        return model
+    converted = DeepAM.from_config({**model.get_config(), "dtype": dtype})
+    converted.set_weights(model.get_weights())  # the variables stay float32 in any policy
+    return converted
 
 
 def save_preset(model, name, **metadata):
