@@ -54,6 +54,33 @@ def test_saved_model_matches_the_preset(name):
 
 
 @pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])
+def test_saved_model_encoded_signature_matches_denoise(name):
+    # PNG gray and colour, and JPEG colour (which the signature denoises R, G, B, as
+    # denoise's "auto" does for JPEG noise): a copy exported before a change to the
+    # signature fails here.
+    from deepam_tf import denoise
+
+    entry = _manifest()[name]
+    if list_presets()[name].get("task") != "denoise":
+        pytest.skip("the encoded signature is the denoisers'")
+    loaded = tf.saved_model.load(os.path.join(EXPORTED, entry["saved_model"]), tags=["serve"])
+    rng = np.random.default_rng(0)
+    gray = skimage.data.camera()[100:140, 100:148]
+    rgb = skimage.data.astronaut()[100:140, 100:148]
+    probes = []
+    for clean, encode in ((gray[..., None], tf.io.encode_png), (rgb, tf.io.encode_png),
+                          (rgb, lambda x: tf.io.encode_jpeg(x, quality=90))):
+        noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        probes.append(encode(noisy))
+    for data in probes:
+        served = loaded.signatures["encoded"](image_bytes=tf.stack([data]), sigma=tf.constant([20.0]))
+        got = tf.io.decode_png(served["png_bytes"][0]).numpy().astype(int)
+        image = tf.io.decode_image(data).numpy()
+        want = denoise(image[..., 0] if image.shape[-1] == 1 else image, 20.0, model=name)
+        assert np.abs(got - want.reshape(got.shape).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])
 def test_tflite_matches_the_preset(name):
     from ai_edge_litert.interpreter import Interpreter
 
