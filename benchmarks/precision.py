@@ -3,6 +3,7 @@ inference time per image, and one training step, all measured in this run.
 
     python benchmarks/precision.py [--model denoise_blind] [--sets set12 bsd68]
         [--sigmas 15 25 50] [--limit N] [--data-dir DIR]
+    python benchmarks/precision.py --sets        # the training steps only
 
 Under ``mixed_bfloat16`` the convolutions and batch-norms compute in bfloat16 with float32
 weights; the reconstruction solves in float32 (``DeepAM(dtype=...)``). bfloat16 is fast only
@@ -44,13 +45,14 @@ def training_step_seconds(model, batch):
     if not model.noise_level_input:
         inputs = clean
     trainable.train_on_batch(inputs, clean)
-    return best_time(lambda: trainable.train_on_batch(inputs, clean), repeats=3)
+    return best_time(lambda: trainable.train_on_batch(inputs, clean), repeats=5)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
-    parser.add_argument("--sets", nargs="+", default=["set12", "bsd68"])
+    parser.add_argument("--sets", nargs="*", default=["set12", "bsd68"],
+                        help="sets to evaluate (none: the training steps only)")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15, 25, 50])
     parser.add_argument("--limit", type=int, help="first N images of each set only")
     parser.add_argument("--data-dir")
@@ -75,16 +77,17 @@ def main():
                 f"{full[-1]['seconds']:.2f}", f"{half[-1]['seconds']:.2f}",
                 f"{full[-1]['seconds'] / half[-1]['seconds']:.2f}x",
             ])
-    print(f"{args.model}, float32 against mixed_bfloat16 on the same noisy images "
-          f"({evaluation.PROTOCOL}); CPU flags: {bfloat16_flags()}\n")
-    print(markdown_table(
-        ["set", "σ", "images", "float32 PSNR", "bf16 PSNR", "bf16 − f32", "max |Δ| per image",
-         "f32 s/img", "bf16 s/img", "speed-up"], rows))
+    if rows:
+        print(f"{args.model}, float32 against mixed_bfloat16 on the same noisy images "
+              f"({evaluation.PROTOCOL})\n")
+        print(markdown_table(
+            ["set", "σ", "images", "float32 PSNR", "bf16 PSNR", "bf16 − f32", "max |Δ| per image",
+             "f32 s/img", "bf16 s/img", "speed-up"], rows))
     steps = []
     for batch in (16, 64):
         times = [training_step_seconds(models[p], batch) for p in POLICIES]
         steps.append([batch, f"{times[0]:.2f}", f"{times[1]:.2f}", f"{times[0] / times[1]:.2f}x"])
-    print("\nOne Adam training step on 32x32 patches:\n")
+    print(f"\nOne Adam training step on 32x32 patches (best of 5; CPU flags: {bfloat16_flags()}):\n")
     print(markdown_table(["batch", "float32 s", "mixed_bfloat16 s", "speed-up"], steps))
 
 

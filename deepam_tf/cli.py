@@ -198,7 +198,9 @@ def _export(args):
     from deepam_tf.export.tflite import DEFAULT_ITERATIONS, check_export_options
     from deepam_tf.models import load_preset
 
-    model = load_preset(args.preset)
+    if args.precision == "bfloat16" and args.format == "tflite":
+        raise ValueError("TFLite has no bfloat16 models; use --float16 for half-size weights")
+    model = load_preset(args.preset, None if args.precision is None else PRECISIONS[args.precision])
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
     if args.format == "tflite":
         iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
@@ -320,6 +322,9 @@ def _parser():
     export.add_argument("--iterations", type=int, default=None,
                         help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
+    export.add_argument("--precision", choices=list(PRECISIONS), default=None,
+                        help="saved_model: bfloat16 runs the networks in mixed bfloat16 (for "
+                             "servers whose GPU or CPU computes bfloat16; default float32)")
     export.add_argument("--rgb", action="store_true",
                         help="tflite: take an RGB image and denoise its opponent channels, as "
                              "deepam denoise does (noise-level-conditioned grayscale denoisers)")

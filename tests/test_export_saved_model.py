@@ -155,3 +155,19 @@ def test_grpc_predict_request_round_trip(exported):
     feeds = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
     png = loaded.signatures["encoded"](**feeds)["png_bytes"].numpy()[0]
     assert tf.io.decode_png(png).shape == (12, 10, 1)
+
+
+def test_export_command_in_bfloat16_serves_the_bfloat16_model(tmp_path, model_path):
+    from deepam_tf import cli, load_preset
+
+    assert cli.main(["export", model_path, "-o", str(tmp_path), "--precision", "bfloat16"]) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "small" / "1"))
+    x = np.random.default_rng(0).random((1, 20, 24, 1)).astype(np.float32)
+    served = loaded.signatures["serving_default"](image=tf.constant(x), sigma=tf.constant([25.0]))
+    half = load_preset(model_path, dtype="mixed_bfloat16")
+    want = half({"image": x, "noise_level": np.full((1, 1), 25 / 255, np.float32)})
+    np.testing.assert_allclose(served["restored"].numpy(), want, atol=1e-6)
+    full = load_preset(model_path)({"image": x, "noise_level": np.full((1, 1), 25 / 255, np.float32)})
+    assert np.abs(served["restored"].numpy() - full).max() > 1e-5  # bfloat16 did run
+    assert cli.main(["export", model_path, "--format", "tflite", "-o", str(tmp_path / "l"),
+                     "--precision", "bfloat16"]) == 1

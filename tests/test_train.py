@@ -31,11 +31,15 @@ def _config(tmp_path):
 
 def test_configs_in_repo_build():
     root = os.path.join(os.path.dirname(__file__), "..", "configs")
-    for name in ("paper.json", "fast_cpu.json"):
+    for name in ("paper.json", "fast_cpu.json", "fast_cpu_bf16.json"):
         config = train.load_config(os.path.join(root, name))
         optimizer = train.build_optimizer(config)
         model = train.build_model(config)
         assert model.stages == 3
+    fast, bf16 = (train.load_config(os.path.join(root, n)) for n in ("fast_cpu.json", "fast_cpu_bf16.json"))
+    assert {**bf16, "description": None, "model": {**bf16["model"], "dtype": None}} == {
+        **fast, "description": None, "model": {**fast["model"], "dtype": None}}  # only the dtype differs
+    assert train.build_model(bf16).get_layer("stage1_aggregation").compute_dtype == "bfloat16"
     for name, guidance in [("depth_sr_x4.json", 3), ("depth_sr_x8.json", 3),
                            ("depth_sr_x16.json", 3), ("rgb_nir.json", 1)]:
         config = train.load_config(os.path.join(root, name))
