@@ -2,7 +2,7 @@
 guided filter, measured in the same run, beside the paper.
 
     python benchmarks/depth_sr.py [--scales 4 8 16] [--model-pattern depth_x{scale}]
-        [--data-dir DIR] [--no-deepam]
+        [--data-dir DIR] [--no-deepam] [--bfloat16]
 
 Protocol: HR depth in [0, 255] (the Middlebury 8-bit disparity), LR = ``d[::s, ::s]``
 (top-left of each block), every method upsamples on that sample grid (LR pixel i on HR
@@ -31,7 +31,7 @@ from deepam_tf.image_io import read_image_file, rgb_to_gray  # noqa: E402
 PAPER_BMP = {4: 3.14, 8: 5.78, 16: 10.45}  # DeepAM(2), Middlebury; its 10 scenes are unknown
 
 
-def methods(scale, model):
+def methods(scale, model, bfloat16=False):
     def bilinear(lr, rgb):
         return baselines.bilinear_upsample(lr, scale)
 
@@ -46,13 +46,17 @@ def methods(scale, model):
     if model is not None:
         from deepam_tf import upsample_depth
 
-        def deepam(lr, rgb):
-            # uint8 depth (Middlebury) on its own scale; float depth (NYU) min-max scaled
-            # by the API.
-            lr = lr if lr.dtype == np.uint8 else lr.astype(np.float32)
-            return upsample_depth(lr, rgb, scale, model=model).astype(np.float32)
+        def deepam(precision):
+            def run(lr, rgb):
+                # uint8 depth (Middlebury) on its own scale; float depth (NYU) min-max
+                # scaled by the API.
+                lr = lr if lr.dtype == np.uint8 else lr.astype(np.float32)
+                return upsample_depth(lr, rgb, scale, model=model, precision=precision).astype(np.float32)
+            return run
 
-        table["DeepAM(2)"] = deepam
+        table["DeepAM(2)"] = deepam(None)
+        if bfloat16:
+            table["DeepAM(2) bfloat16"] = deepam("bfloat16")
     return table
 
 
@@ -75,6 +79,8 @@ def main():
     parser.add_argument("--model-pattern", default="depth_x{scale}")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-deepam", action="store_true", help="baselines only")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also DeepAM in mixed bfloat16 (deepam_tf's precision='bfloat16')")
     parser.add_argument("--sets", nargs="+", default=["middlebury10", "nyu"],
                         choices=["middlebury10", "nyu"])
     args = parser.parse_args()
@@ -94,7 +100,7 @@ def main():
             print(f"(no preset {name}: DeepAM row skipped)")
         if scenes:
             per_method = {}
-            for method, fn in methods(scale, model).items():
+            for method, fn in methods(scale, model, args.bfloat16).items():
                 bmp, rmse, seconds = [], [], 0.0
                 for scene, depth, rgb in scenes:
                     region = crop(depth, scale)
@@ -117,7 +123,7 @@ def main():
                                 PAPER_BMP[scale] if method.startswith("DeepAM") else "-"])
         if nyu:
             nyu_rows = []
-            for method, fn in methods(scale, model).items():
+            for method, fn in methods(scale, model, args.bfloat16).items():
                 errors = []
                 for name, depth, rgb in nyu:
                     low, high = float(depth.min()), float(depth.max())

@@ -2,7 +2,7 @@
 the test pairs, measured in the same run.
 
     python benchmarks/rgb_nir.py [--sigmas 25 50] [--model rgbnir_blind] [--data-dir DIR]
-        [--gray-model denoise_blind] [--no-bm3d] [--no-deepam] [--demo OUT.png]
+        [--gray-model denoise_blind] [--no-bm3d] [--no-deepam] [--bfloat16] [--demo OUT.png]
 
 Protocol: clean 8-bit RGB in [0, 1], N(0, (σ/255)²) noise not clipped, noise drawn with
 seed (0, pair index); results clipped to [0, 1]; PSNR (data range 1) against the clean
@@ -26,7 +26,7 @@ from deepam_tf.data import splits  # noqa: E402
 from deepam_tf.image_io import read_image_file  # noqa: E402
 
 
-def methods(model, with_bm3d, gray_model=None):
+def methods(model, with_bm3d, gray_model=None, bfloat16=False):
     def guided(noisy, nir, sigma):
         return np.stack([baselines.guided_filter(nir, noisy[..., c], 4, 1e-2) for c in range(3)], -1)
 
@@ -45,6 +45,9 @@ def methods(model, with_bm3d, gray_model=None):
         from deepam_tf import restore_with_nir
 
         table["DeepAM(2)"] = lambda noisy, nir, sigma: restore_with_nir(noisy, nir, sigma, model=model)
+        if bfloat16:
+            table["DeepAM(2) bfloat16"] = lambda noisy, nir, sigma: restore_with_nir(
+                noisy, nir, sigma, model=model, precision="bfloat16")
     return table
 
 
@@ -57,6 +60,8 @@ def main():
     parser.add_argument("--data-dir")
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--no-deepam", action="store_true")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also DeepAM(2) in mixed bfloat16 (precision='bfloat16')")
     parser.add_argument("--demo", help="write the low-light demo picture here")
     args = parser.parse_args()
     from deepam_tf.models import list_presets, load_preset
@@ -68,7 +73,7 @@ def main():
     elif not args.no_deepam:
         print(f"(no preset {args.model}: DeepAM row skipped)")
     gray_model = None if args.gray_model == "none" or args.no_deepam else load_preset(args.gray_model)
-    table = methods(model, not args.no_bm3d, gray_model)
+    table = methods(model, not args.no_bm3d, gray_model, args.bfloat16)
     pairs = [(data.pair_key(rgb), read_image_file(rgb).astype(np.float32) / 255.0,
               read_image_file(nir).astype(np.float32) / 255.0)
              for rgb, nir in splits.rgb_nir_pairs(root, "test")]
