@@ -142,6 +142,7 @@ def test_init_starts_from_saved_weights_and_refuses_other_architectures(tmp_path
         (lambda c: c["data"].update(task="deblur"), "task must be one of"),
         (lambda c: c["model"].update(layers=10), "unknown argument.*layers"),
         (lambda c: c["model"].update(stages=0), "cannot be built"),
+        (lambda c: c["model"].update(dtype="bf16"), "cannot be built.*'bf16'"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):
