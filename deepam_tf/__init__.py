@@ -9,7 +9,7 @@ from deepam_tf.native_log import captured_native_stderr  # noqa: E402
 with captured_native_stderr():  # a no-op when TensorFlow is already imported
     import tensorflow  # noqa: F401
 
-from deepam_tf import layers, metrics, ops  # noqa: E402
+from deepam_tf import hardware, layers, metrics, ops  # noqa: E402
 from deepam_tf.classic_am import classic_am  # noqa: E402
 from deepam_tf.evaluation import evaluate  # noqa: E402
 from deepam_tf.models import DeepAM, list_presets, load_preset  # noqa: E402
@@ -22,6 +22,7 @@ __all__ = [
     "classic_am",
     "denoise",
     "evaluate",
+    "hardware",
     "layers",
     "list_presets",
     "load_preset",

@@ -27,9 +27,11 @@ from deepam_tf.models.presets import PRESET_DIR
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The package sources each export runs, relative to the package (folders: every .py in them).
+# (models/tiling.py and models/ensemble.py serve predict, not the exports.)
+_MODEL = ("colour.py", "models/deepam.py", "models/presets.py", "layers", "ops")
 SOURCES = {
-    "saved_model": ("export/saved_model.py", "colour.py", "models", "layers", "ops"),
-    "tflite": ("export/tflite.py", "colour.py", "models", "layers", "ops"),
+    "saved_model": ("export/saved_model.py",) + _MODEL,
+    "tflite": ("export/tflite.py",) + _MODEL,
 }
 
 

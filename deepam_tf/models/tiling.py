@@ -104,9 +104,41 @@ def tile_grid(height, width, tile_size, margin):
     return tiles
 
 
+class _StageCNN:
+    """Stage k's CNNs: ``u, guidance, noise_level -> v, γ`` (float32)."""
+
+    def __init__(self, model, k):
+        self.aggregation = model.get_layer(f"stage{k}_aggregation")
+        self.gamma_net = model.get_layer(f"stage{k}_gamma")
+        self.guidance_net = model.get_layer(f"stage{k}_guidance") if model.guidance_channels else None
+        self.noise_map = model.get_layer("noise_level_map") if model.noise_level_input else None
+
+    def __call__(self, u, guidance, level):
+        import tensorflow as tf
+
+        features = self.guidance_net(guidance) if self.guidance_net is not None else None
+        conditioning = self.noise_map(u, level) if self.noise_map is not None else None
+        v, gamma_features = self.aggregation(
+            u, guidance_features=features, conditioning=conditioning, training=False
+        )
+        return tf.cast(v, tf.float32), tf.cast(self.gamma_net(gamma_features), tf.float32)
+
+
+class _StageSolve:
+    """Stage k's reconstruction ``f, v, γ -> u``."""
+
+    def __init__(self, model, k):
+        self.reconstruction = model.get_layer(f"stage{k}_reconstruction")
+
+    def __call__(self, f, v, gamma):
+        return self.reconstruction(f, v, gamma)
+
+
 def _stage_functions(model):
-    """Traced per-stage CNN (``u, guidance, noise_level -> v, γ``) and reconstruction,
-    with unknown batch and spatial sizes so tiles of every shape share one trace."""
+    """Traced per-stage CNN and reconstruction, with unknown batch and spatial sizes so
+    tiles of every shape share one trace. Each is a callable object, not a closure:
+    TensorFlow counts traces per Python code object and warns of "excessive retracing"
+    when closures of several models and stages, each traced once, add up."""
     import tensorflow as tf
 
     if model in _STAGE_FUNCTIONS:
@@ -115,30 +147,14 @@ def _stage_functions(model):
     image_spec = tf.TensorSpec([None, None, None, c], tf.float32)
     guidance_spec = tf.TensorSpec([None, None, None, max(g, 1)], tf.float32)
     level_spec = tf.TensorSpec([None, 1], tf.float32)
-    functions = []
-    for k in range(1, model.stages + 1):
-        aggregation = model.get_layer(f"stage{k}_aggregation")
-        gamma_net = model.get_layer(f"stage{k}_gamma")
-        guidance_net = model.get_layer(f"stage{k}_guidance") if g else None
-        noise_map = model.get_layer("noise_level_map") if model.noise_level_input else None
-        reconstruction = model.get_layer(f"stage{k}_reconstruction")
-
-        @tf.function(input_signature=[image_spec, guidance_spec, level_spec])
-        def cnn(u, guidance, level, aggregation=aggregation, gamma_net=gamma_net,
-                guidance_net=guidance_net, noise_map=noise_map):
-            features = guidance_net(guidance) if guidance_net is not None else None
-            conditioning = noise_map(u, level) if noise_map is not None else None
-            v, gamma_features = aggregation(
-                u, guidance_features=features, conditioning=conditioning, training=False
-            )
-            return tf.cast(v, tf.float32), tf.cast(gamma_net(gamma_features), tf.float32)
-
-        @tf.function(input_signature=[image_spec, tf.TensorSpec([None, None, None, 2 * c]),
-                                      image_spec])
-        def solve(f, v, gamma, reconstruction=reconstruction):
-            return reconstruction(f, v, gamma)
-
-        functions.append((cnn, solve))
+    v_spec = tf.TensorSpec([None, None, None, 2 * c], tf.float32)
+    functions = [
+        (tf.function(_StageCNN(model, k), input_signature=[image_spec, guidance_spec, level_spec],
+                     autograph=False),
+         tf.function(_StageSolve(model, k), input_signature=[image_spec, v_spec, image_spec],
+                     autograph=False))
+        for k in range(1, model.stages + 1)
+    ]
     _STAGE_FUNCTIONS[model] = functions
     return functions
 
