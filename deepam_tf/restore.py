@@ -4,6 +4,7 @@ import collections
 import logging
 import os
 import warnings
+import weakref
 
 import numpy as np
 
@@ -233,6 +234,7 @@ def _estimated_sigma(unit):
 
 
 _LOADED = collections.OrderedDict()
+_CONVERTED = weakref.WeakKeyDictionary()
 MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
 
 
@@ -266,9 +268,16 @@ def _load(model, policy=None):
     from deepam_tf.models.presets import with_dtype
 
     if not isinstance(model, str):
-        if policy is None or not hasattr(model, "policy"):
+        if policy is None or not hasattr(model, "policy") or model.policy.name == policy:
             return model
-        return with_dtype(model, policy)
+        # A copy per loaded model and policy, kept (with its traces) while the model
+        # lives; its weights are refreshed each call, so training in between is seen.
+        copies = _CONVERTED.setdefault(model, {})
+        if policy not in copies:
+            copies[policy] = with_dtype(model, policy)
+        else:
+            copies[policy].set_weights(model.get_weights())
+        return copies[policy]
     if os.path.isfile(model):
         key = (model, os.path.getmtime(model), policy)
     else:

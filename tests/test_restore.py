@@ -288,3 +288,16 @@ def test_bfloat16_precision_converts_once_and_keeps_the_stored_model(model_path,
     assert any("emulated" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
         denoise(noisy, 25, model=model_path, precision="float16")
+
+
+def test_a_loaded_model_in_bfloat16_is_converted_once_and_follows_its_weights(model_path):
+    from deepam_tf import restore
+
+    model = load_preset(model_path)
+    half = restore.load_for_task(model, "denoising", "bfloat16")
+    assert half is not model and half.policy.name == "mixed_bfloat16"
+    assert restore.load_for_task(model, "denoising", "bfloat16") is half
+    assert restore.load_for_task(model, "denoising", "float32") is model
+    model.weights[0].assign(model.weights[0] + 1.0)  # e.g. trained in between
+    again = restore.load_for_task(model, "denoising", "bfloat16")
+    np.testing.assert_array_equal(again.weights[0].numpy(), model.weights[0].numpy())
