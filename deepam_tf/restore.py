@@ -240,6 +240,7 @@ MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped 
 
 # The one-call APIs' precision names and the Keras dtype policies they run in.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+_EMULATION_WARNED = []
 
 
 def load_for_task(model, task, precision=None):
@@ -248,12 +249,13 @@ def load_for_task(model, task, precision=None):
     :func:`check_task`."""
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None, got {precision!r}")
-    if precision == "bfloat16":
+    if precision == "bfloat16" and not _EMULATION_WARNED:
         from deepam_tf.hardware import native_bfloat16
 
         if not native_bfloat16():
             logger.warning("bfloat16 is emulated on this machine (no GPU, no AVX512-BF16 or AMX "
                            "CPU): it runs slower than float32")
+            _EMULATION_WARNED.append(True)  # once per process
     label = model if isinstance(model, str) else f"{type(model).__name__} {model.name!r}"
     policy = None if precision is None else PRECISIONS[precision]
     return check_task(_load(model, policy), task, label)
