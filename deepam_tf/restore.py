@@ -253,8 +253,8 @@ def load_for_task(model, task, precision=None):
         from deepam_tf.hardware import native_bfloat16
 
         if not native_bfloat16():
-            logger.warning("bfloat16 is emulated on this machine (no GPU, no AVX512-BF16 or AMX "
-                           "CPU): it runs slower than float32")
+            logger.warning("bfloat16 is emulated on this machine (no GPU or CPU bfloat16 "
+                           "instructions): it runs slower than float32")
             _EMULATION_WARNED.append(True)  # once per process
     label = model if isinstance(model, str) else f"{type(model).__name__} {model.name!r}"
     policy = None if precision is None else PRECISIONS[precision]
