@@ -28,7 +28,7 @@ POLICIES = ("float32", "mixed_bfloat16")
 
 def bfloat16_flags():
     """This CPU's bfloat16 feature flags, for the table's caption."""
-    found = sorted(f for f in hardware.cpu_flags() if "bf16" in f or f.startswith("amx"))
+    found = sorted(hardware.cpu_flags() & hardware.BFLOAT16_FLAGS)
     return ", ".join(found) or "no bfloat16 instructions"
 
 

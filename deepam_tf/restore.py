@@ -1,6 +1,7 @@
 """One-call restoration on numpy images: dtype, range and layout in, the same out."""
 
 import collections
+import functools
 import logging
 import os
 import warnings
@@ -240,7 +241,17 @@ MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped 
 
 # The one-call APIs' precision names and the Keras dtype policies they run in.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-_EMULATION_WARNED = []
+
+
+@functools.cache
+def _warn_if_bfloat16_emulated():
+    """Logs, once per process, when bfloat16 runs emulated here (slower than float32);
+    the hardware is probed only on the first call."""
+    from deepam_tf.hardware import native_bfloat16
+
+    if not native_bfloat16():
+        logger.warning("bfloat16 is emulated on this machine (no GPU or CPU bfloat16 "
+                       "instructions): it runs slower than float32")
 
 
 def load_for_task(model, task, precision=None):
@@ -249,13 +260,8 @@ def load_for_task(model, task, precision=None):
     :func:`check_task`."""
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None, got {precision!r}")
-    if precision == "bfloat16" and not _EMULATION_WARNED:
-        from deepam_tf.hardware import native_bfloat16
-
-        if not native_bfloat16():
-            logger.warning("bfloat16 is emulated on this machine (no GPU or CPU bfloat16 "
-                           "instructions): it runs slower than float32")
-            _EMULATION_WARNED.append(True)  # once per process
+    if precision == "bfloat16":
+        _warn_if_bfloat16_emulated()
     label = model if isinstance(model, str) else f"{type(model).__name__} {model.name!r}"
     policy = None if precision is None else PRECISIONS[precision]
     return check_task(_load(model, policy), task, label)

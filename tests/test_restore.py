@@ -283,7 +283,7 @@ def test_bfloat16_precision_converts_once_and_keeps_the_stored_model(model_path,
     np.testing.assert_allclose(denoise(noisy, 25, model=model_path, precision="bfloat16"),
                                denoise(noisy, 25, model=model_path), atol=3)
     monkeypatch.setattr(hardware, "native_bfloat16", lambda: False)
-    monkeypatch.setattr(restore, "_EMULATION_WARNED", [])
+    restore._warn_if_bfloat16_emulated.cache_clear()
     with caplog.at_level(logging.WARNING, logger="deepam_tf"):
         denoise(noisy, 25, model=model_path, precision="bfloat16")
         denoise(noisy, 25, model=model_path, precision="bfloat16")
