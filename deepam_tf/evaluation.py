@@ -77,7 +77,7 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
     Example:
         >>> rows = deepam_tf.evaluate("denoise_blind", "set12", 25)  # doctest: +SKIP
         >>> rows[-1]["psnr"]  # doctest: +SKIP
-        30.34...
+        30.38...
     """
     from deepam_tf.data import data_dir as default_data_dir
     from deepam_tf.restore import check_sigma, load_for_task
