@@ -81,8 +81,8 @@ named denoise_blind_restart_max denoise.npz --warmup 0.05 \
 # of the log say whether the loop's per-iteration latency is worth removing.
 named denoise_blind_restart_top_unrolled denoise.npz --warmup 0.05 \
     --batch-size 512 --patch-size 32 --learning-rate 1e-3 --pcg-iterations 8
-# The seventh session: unrolled PCG ran 6.6x faster per step than the while loop on the
-# H200 (47 against 312 ms per 512-patch step, side by side), so the 2e-3 restart unrolled.
+# The 2e-3 restart with unrolled solves: on the H200, two unrolled jobs side by side took
+# 78 ms per 512-patch step each, two while-loop jobs 112-116 ms (jax_train/README.md).
 named denoise_blind_restart_max_unrolled denoise.npz --warmup 0.05 \
     --batch-size 512 --patch-size 32 --learning-rate 2e-3 --pcg-iterations 8
 for s in 15 25 50; do
