@@ -4,6 +4,13 @@ BM3D, on the same noisy images in the same run.
 
     python benchmarks/colour.py [--sigmas 15 25 50] [--crop 256] [--model denoise_blind]
         [--data-dir DIR] [--no-bm3d]
+    python benchmarks/colour.py --jpeg 90 [--sigmas 15 25]     # noisy 8-bit files
+
+With ``--jpeg Q`` it measures the case of noisy files instead: the noisy images rounded to
+8 bits and saved as PNG (lossless) and as JPEG of quality Q, plus a centre crop of
+skimage's astronaut; each is denoised with σ estimated (``sigma=None``) through R, G, B,
+the opponent channels, and ``colour_space="auto"``, which should pick the better of the two
+for each format.
 
 Images: the 10 Middlebury scenes' colour views (``depth_sr/middlebury10/rgb``) and the
 clean RGB images of the RGB/NIR pairs (``rgb_nir/pairs/rgb``, without the low-light
@@ -16,6 +23,7 @@ data range 1 over all three channels), on crops. For whole files of a colour set
 
 import argparse
 import glob
+import io
 import os
 import sys
 import time
@@ -48,6 +56,30 @@ def colour_images(root, crop):
     return images
 
 
+def file_case(images, sigmas, quality, model):
+    """Mean PSNR of R, G, B / opponent / auto on noisy 8-bit PNG and JPEG files, σ estimated."""
+    import imageio.v3 as iio
+
+    spaces = ("rgb", "opponent", "auto")
+    rows = []
+    for sigma in sigmas:
+        for saved_as in ("PNG", f"JPEG q{quality}"):
+            psnr = {space: [] for space in spaces}
+            for index, image in enumerate(images.values()):
+                clean = image.astype(np.float32) / 255.0
+                noisy = np.round(np.clip(noisy_version(clean, sigma, 0, index), 0, 1) * 255).astype(np.uint8)
+                if saved_as != "PNG":
+                    buffer = io.BytesIO()
+                    iio.imwrite(buffer, noisy, extension=".jpg", quality=quality)
+                    noisy = iio.imread(buffer.getvalue())
+                for space in spaces:
+                    restored = denoise(noisy, None, model=model, colour_space=space).astype(np.float32) / 255.0
+                    psnr[space].append(metrics.psnr(clean, restored))
+            rows.append([f"{sigma:g}", saved_as] + [f"{np.mean(psnr[s]):.2f}" for s in spaces])
+            print(" ".join(rows[-1]), flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
@@ -55,10 +87,22 @@ def main():
     parser.add_argument("--model", default="denoise_blind")
     parser.add_argument("--data-dir")
     parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--jpeg", type=int, metavar="Q",
+                        help="measure noisy 8-bit PNG and JPEG (quality Q) files instead")
     args = parser.parse_args()
 
     images = colour_images(data.data_dir(args.data_dir), args.crop)
     model = load_for_task(args.model, "denoising")
+    if args.jpeg:
+        import skimage.data
+
+        top = max(0, (512 - (args.crop or 512)) // 2)
+        images["astronaut"] = skimage.data.astronaut()[top: 512 - top, top: 512 - top]
+        rows = file_case(images, args.sigmas, args.jpeg, model)
+        print(f"\nModel: {args.model}; {len(images)} images; noisy files in 8 bits, σ estimated; "
+              "mean PSNR dB.\n")
+        print(markdown_table(["σ", "saved as", "R, G, B", "opponent", "auto"], rows))
+        return
     methods = {
         "DeepAM, R G B": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="rgb"),
         "DeepAM, opponent": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="opponent"),

@@ -4,10 +4,17 @@ pixel difference from the Keras output, for several unrolled PCG solves of the T
 form (preconditioner:iterations).
 
     python benchmarks/export.py --model denoise_blind [--solves dct:5 dct:8 jacobi:30]
+        [--gpu-delegate]
+
+``--gpu-delegate`` also runs the default TFLite model on LiteRT's GPU accelerator, in fp32
+and fp16, on Mesa's lavapipe Vulkan driver (a software GPU: its times say nothing of a
+phone's, so none are printed), in a process of its own (``tests/litert_gpu_runner.py``;
+LiteRT's GPU accelerator and TensorFlow crash in one process).
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -21,13 +28,34 @@ def folder_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "litert_gpu_runner.py")
+
+
+def run_on_gpu_accelerator(data, feeds, precision, work):
+    """(output, fully accelerated) of a .tflite on LiteRT's GPU accelerator over lavapipe."""
+    model, inputs, output = (os.path.join(work, name) for name in ("gpu.tflite", "in.npz", "out.npy"))
+    with open(model, "wb") as handle:
+        handle.write(data)
+    np.savez(inputs, **feeds)
+    result = subprocess.run([sys.executable, RUNNER, model, inputs, output, precision],
+                            capture_output=True, text=True, env={**os.environ, "VK_ICD_FILENAMES": LAVAPIPE})
+    if result.returncode:
+        raise SystemExit(f"GPU accelerator failed ({result.returncode}): {result.stdout[-300:]} {result.stderr[-500:]}")
+    return np.load(output), "fully_accelerated=True" in result.stdout
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--solves", nargs="+", default=["dct:5", "dct:8", "dct:10", "jacobi:30"],
                         help="unrolled TFLite solves to compare (fp32), as preconditioner:iterations")
+    parser.add_argument("--gpu-delegate", action="store_true",
+                        help="also run the default TFLite model on LiteRT's GPU accelerator (lavapipe)")
     args = parser.parse_args()
+    if args.gpu_delegate and not os.path.exists(LAVAPIPE):
+        raise SystemExit(f"--gpu-delegate needs Mesa's lavapipe Vulkan driver ({LAVAPIPE})")
 
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
@@ -92,6 +120,14 @@ def main():
         default = " (default)" if (preconditioner, iterations) == ("dct", tflite.DEFAULT_ITERATIONS) else ""
         label = f"TFLite {'fp16 weights' if float16 else 'fp32'}, {preconditioner} ×{iterations}{default}"
         rows.append([label, f"{t * 1e3:.0f}", f"{len(data) / 1e6:.1f}", *psnr])
+        if args.gpu_delegate and default and not float16:
+            cpu = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+            for precision in ("f32", "f16"):
+                output, full = run_on_gpu_accelerator(data, feeds, precision, work)
+                gap = np.abs(output - cpu).max() * 255
+                rows.append([f"TFLite, GPU accelerator {precision} (lavapipe; fully accelerated: {full}; "
+                             f"{gap:.2f}/255 from the CPU interpreter)", "–", f"{len(data) / 1e6:.1f}",
+                             *quality(output)])
 
     print(f"{args.model}, one {n}x{n} crop of camera with σ=25 noise, CPU (TFLite: 2 threads)\n")
     print(markdown_table(["format", "ms per image", "size MB", "PSNR dB", "max |Δ| vs Keras, /255"], rows))

@@ -1,6 +1,8 @@
 """What a wrong noise level costs a noise-level-conditioned denoiser.
 
     python benchmarks/sigma_mismatch.py --model denoise_blind --set set12
+    python benchmarks/sigma_mismatch.py --set train400 --every 10 --limit 40 \
+        --ratios 0.94 0.97 1 1.03 1.06 --decimals 3     # finer, on training images
 
 For each true σ, the images get noise at that σ (the evaluation protocol's noise), and
 the model is told ratio × σ for each ratio, and the σ that ``deepam_tf.denoise(...,
@@ -24,7 +26,9 @@ def main(argv=None):
     parser.add_argument("--set", default="set12")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.9, 1.0, 1.1, 1.2])
+    parser.add_argument("--every", type=int, default=1, help="every Nth image only (before --limit)")
     parser.add_argument("--limit", type=int, help="first N images only")
+    parser.add_argument("--decimals", type=int, default=2, help="decimals of the dB cells")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
 
@@ -39,7 +43,7 @@ def main(argv=None):
         raise SystemExit(f"{args.model} takes no noise level; nothing to mismatch")
     restore = model_restore_fn(model)
     folder = os.path.join(data_dir(args.data_dir), "denoise", args.set)
-    paths = list_images(folder)[: args.limit]
+    paths = list_images(folder)[:: args.every][: args.limit]
     print(f"{args.model} on {args.set} ({len(paths)} images); protocol: {PROTOCOL}")
     header = ["true σ"] + [f"told {r:g}×σ" for r in args.ratios] + ["told the estimate", "mean estimate"]
     rows = []
@@ -58,7 +62,8 @@ def main(argv=None):
 
         def cell(values):
             mean = np.mean(values)
-            return f"{mean:.2f}" + (f" ({mean - exact:+.2f})" if exact is not None else "")
+            d = args.decimals
+            return f"{mean:.{d}f}" + (f" ({mean - exact:+.{d}f})" if exact is not None else "")
 
         rows.append([f"{sigma:g}"] + [cell(told[r]) for r in args.ratios]
                     + [cell(estimated), f"{np.mean(estimates):.2f}"])

@@ -79,11 +79,13 @@ named denoise_blind_restart_max denoise.npz --warmup 0.05 \
 # (same solution to ~1e-6, tests/test_jax_port.py; equal speed on a CPU, where the
 # convolutions dominate); on the H200 about 1.45x faster per step (below).
 named denoise_blind_restart_top_unrolled denoise.npz --warmup 0.05 \
-    --batch-size 512 --patch-size 32 --learning-rate 1e-3 --pcg-iterations 8
+    --batch-size 512 --patch-size 32 --learning-rate 1e-3 --pcg-iterations 8 --ema 0.999
 # The 2e-3 restart with unrolled solves: on the H200, two unrolled jobs side by side took
 # 78 ms per 512-patch step each, two while-loop jobs 112-116 ms (jax_train/README.md).
+# Both unrolled jobs also write the moving average of their weights (NAME.ema.npz, decay
+# 0.999: about the last 1000 steps), a third and fourth candidate at no extra GPU time.
 named denoise_blind_restart_max_unrolled denoise.npz --warmup 0.05 \
-    --batch-size 512 --patch-size 32 --learning-rate 2e-3 --pcg-iterations 8
+    --batch-size 512 --patch-size 32 --learning-rate 2e-3 --pcg-iterations 8 --ema 0.999
 for s in 15 25 50; do
     named denoise_sigma$s denoise.npz --sigma $s \
         --batch-size 256 --patch-size 32 --learning-rate 1e-4

@@ -17,6 +17,12 @@ stops early and saves the whole training state, the next resumes it::
     python jax_train/train.py gpu_pack/denoise.npz out/a.npz --resume out/a.npz
 
 A run killed between saves resumes from its last save the same way.
+
+``--ema 0.999`` also keeps an exponential moving average of the weights (batch-norm
+statistics included) and writes it beside the output as ``<output stem>.ema.npz``, which
+``convert.py`` and ``average.py`` read like any output. The decay is TensorFlow's
+``ExponentialMovingAverage(num_updates=...)`` one, ``min(ema, (1 + n) / (10 + n))`` after
+n updates, so the starting weights fade out within the first steps.
 """
 
 import argparse
@@ -158,24 +164,38 @@ def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
 
 
 RECIPE = ("seconds", "batch_size", "patch_size", "learning_rate", "final_fraction", "scale",
-          "seed", "init", "sigma", "loss", "warmup", "pcg_iterations")
+          "seed", "init", "sigma", "loss", "warmup", "pcg_iterations", "ema")
+
+
+def ema_path(output):
+    """Where a run with ``ema`` writes its moving average: ``a.npz`` -> ``a.ema.npz``."""
+    return (output[:-4] if output.endswith(".npz") else output) + ".ema.npz"
+
+
+def ema_decay(ema, updates):
+    """The decay of the ``updates``-th moving-average update (TensorFlow's num_updates rule)."""
+    return min(ema, (1.0 + updates) / (10.0 + updates))
 
 
 def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_rate=1e-3,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None, loss="l1", warmup=0.0, pcg_iterations=None, stop_after=None, clock=time.time):
+          sigma=None, loss="l1", warmup=0.0, pcg_iterations=None, ema=None, stop_after=None,
+          clock=time.time):
     """Trains for one schedule of ``seconds`` (warmup, then cosine decay). ``stop_after``
     ends this call earlier; the output then holds the whole training state (Adam moments,
     random key, schedule position) and ``resume`` runs the rest of the same schedule.
     ``pcg_iterations``: solve with exactly this many unrolled PCG steps instead of the
     model's while loop to its tolerance (fewer kernel launches and no per-iteration
-    readback on a GPU)."""
+    readback on a GPU). ``ema``: the decay of a moving average of the weights, written
+    to :func:`ema_path` of the output."""
+    if ema is not None and not 0.0 < ema < 1.0:
+        raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
     if pcg_iterations is not None and (not isinstance(pcg_iterations, int) or pcg_iterations < 1):
         raise ValueError(f"pcg_iterations must be a positive int, got {pcg_iterations!r}")
     recipe = dict(seconds=float(seconds), batch_size=batch_size, patch_size=patch_size,
                   learning_rate=learning_rate, final_fraction=final_fraction, scale=scale,
                   seed=seed, init=os.path.basename(init) if init else None, sigma=sigma,
-                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations)
+                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations, ema=ema)
     # An unknown loss or a bad warmup fails before the pack is read.
     _loss_function(loss)
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
@@ -188,7 +208,7 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
             raise ValueError(f"{init} holds other weights than the pack's model")
         weights = start
     state = {"weights": weights, "adam": None, "key": np.asarray(jax.random.PRNGKey(seed)),
-             "steps": 0, "position": 0.0, "loss_curve": []}
+             "steps": 0, "position": 0.0, "loss_curve": [], "ema": None}
     return _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock)
 
 
@@ -211,8 +231,11 @@ def resume(pack_path, output, previous, stop_after=None, save_every=60.0, log_ev
     adam = {part: {k[len(part) + 1:]: saved[k] for k in saved.files if k.startswith(part + ":")}
             for part in ("adam_mu", "adam_nu")}
     adam["count"] = saved["adam_count"]
+    ema = None
+    if recipe.get("ema"):  # recipes saved before this option have none
+        ema = {k[len("ema:"):]: saved[k] for k in saved.files if k.startswith("ema:")}
     state = {"weights": weights, "adam": adam, "key": saved["rng_key"], "steps": log["steps"],
-             "position": log["seconds"], "loss_curve": log["loss_curve"]}
+             "position": log["seconds"], "loss_curve": log["loss_curve"], "ema": ema}
     return _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock)
 
 
@@ -252,6 +275,15 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
 
     key = jnp.asarray(state["key"])
     steps, position, losses = state["steps"], state["position"], list(state["loss_curve"])
+    decay = recipe.get("ema")
+    average = None
+    if decay:
+        average = {k: jnp.asarray(v) for k, v in (state["ema"] or {**params, **stats}).items()}
+
+    @jax.jit
+    def update_average(average, params, stats, rate):
+        current = {**params, **stats}
+        return {k: rate * v + (1.0 - rate) * current[k] for k, v in average.items()}
 
     def save(finished):
         arrays = {"weight:" + k: np.asarray(v) for k, v in {**params, **stats}.items()}
@@ -260,14 +292,20 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
         arrays["adam_count"] = np.asarray(opt_state.count)
         arrays["rng_key"] = np.asarray(key)
         arrays["config"] = np.array(json.dumps(config))
-        arrays["log"] = np.array(json.dumps({
+        log = {
             # "seconds": the schedule position of the last step taken.
             "steps": steps, "seconds": position, "finished": finished, "recipe": recipe,
             "device": str(jax.devices()[0]), "loss_curve": losses,
-        }))
-        temporary = output + ".tmp.npz"
-        np.savez(temporary, **arrays)
-        os.replace(temporary, output)
+        }
+        arrays["log"] = np.array(json.dumps(log))
+        if average is not None:
+            arrays.update({"ema:" + k: np.asarray(v) for k, v in average.items()})
+            # The average alone, as an output that convert.py and average.py read.
+            alone = {"weight:" + k: np.asarray(v) for k, v in average.items()}
+            alone["config"] = arrays["config"]
+            alone["log"] = np.array(json.dumps(dict(log, ema_of=os.path.basename(output))))
+            _write(ema_path(output), alone)
+        _write(output, arrays)
 
     begin = clock()
     compiled_step = jax.jit(step).lower(params, stats, opt_state, key, jnp.float32(0)).compile()
@@ -285,6 +323,9 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
         rate = rate_at(here)
         key, sub = jax.random.split(key)
         params, stats, opt_state, value = compiled_step(params, stats, opt_state, sub, jnp.float32(rate))
+        if average is not None:
+            # steps counts the updates before this one: the schedule's, across resumes.
+            average = update_average(average, params, stats, jnp.float32(ema_decay(decay, steps)))
         running.append(value)
         steps, position = steps + 1, here
         if steps % log_every == 0:
@@ -306,6 +347,12 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
           + ("schedule finished" if finished else
              f"stopped at {position:.0f} of {seconds:.0f} s: continue with --resume"), flush=True)
     return finished
+
+
+def _write(path, arrays):
+    temporary = path + ".tmp.npz"
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
 
 
 def main(argv=None):
@@ -332,6 +379,9 @@ def main(argv=None):
     parser.add_argument("--pcg-iterations", type=int,
                         help="exactly this many unrolled PCG steps per solve (default: the "
                              "model's while loop to its tolerance)")
+    parser.add_argument("--ema", type=float,
+                        help="also write a moving average of the weights with this decay "
+                             "(e.g. 0.999) to OUTPUT's stem + .ema.npz")
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--init", help="start from this train.py output's weights")

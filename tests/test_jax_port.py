@@ -266,6 +266,45 @@ def test_a_run_with_unrolled_pcg_keeps_that_recipe_across_a_resume(tmp_path):
     assert json.loads(str(np.load(split)["log"]))["recipe"]["pcg_iterations"] == 6
 
 
+def test_a_moving_average_of_the_weights_survives_a_resume_and_converts(tmp_path):
+    pack, whole, split = (str(tmp_path / n) for n in ("pack.npz", "whole.npz", "split.npz"))
+    _tiny_pack(pack)
+    recipe = dict(seconds=7, batch_size=2, patch_size=8, learning_rate=1e-2, save_every=1e9)
+    with pytest.raises(ValueError, match="ema must be a decay"):
+        jax_train.train(pack, whole, ema=1.0, **recipe)
+    assert jax_train.train(pack, whole, clock=_ticks(), ema=0.5, **recipe)
+    assert not jax_train.train(pack, split, stop_after=3, clock=_ticks(), ema=0.5, **recipe)
+    assert jax_train.resume(pack, split, split, clock=_ticks())
+    start, final = np.load(pack), np.load(whole)
+    average, resumed = np.load(tmp_path / "whole.ema.npz"), np.load(tmp_path / "split.ema.npz")
+    assert json.loads(str(average["log"]))["ema_of"] == "whole.npz"
+    kernels = [k for k in final.files if k.startswith("weight:") and k.endswith("kernel")]
+    for k in kernels:
+        # The resumed run carried its average across the stop (saved in its state).
+        np.testing.assert_array_equal(resumed[k], average[k], err_msg=k)
+        # Between the start and the last weights, and not equal to either.
+        assert not np.array_equal(average[k], final[k]) and not np.array_equal(average[k], start[k])
+    np.testing.assert_array_equal(np.load(split)["ema:" + k[len("weight:"):]], average[k])
+    model = convert.convert(str(tmp_path / "whole.ema.npz"), str(tmp_path / "ema.keras"))
+    got = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    np.testing.assert_array_equal(got[k[len("weight:"):]], average[k])
+    # One step: the average is 0.1 of the start and 0.9 of the weights after the step.
+    one = str(tmp_path / "one.npz")
+    jax_train.train(pack, one, clock=_ticks(), ema=0.999, **dict(recipe, seconds=2))
+    assert json.loads(str(np.load(one)["log"]))["steps"] == 1
+    stepped, averaged = np.load(one), np.load(tmp_path / "one.ema.npz")
+    for k in final.files:
+        if k.startswith("weight:"):
+            np.testing.assert_allclose(averaged[k], 0.1 * start[k] + 0.9 * stepped[k], rtol=1e-6, atol=1e-7)
+
+
+def test_the_moving_average_decay_follows_tensorflows_num_updates_rule():
+    assert jax_train.ema_decay(0.999, 0) == pytest.approx(0.1)
+    assert jax_train.ema_decay(0.999, 8) == pytest.approx(0.5)
+    assert jax_train.ema_decay(0.999, 10**5) == 0.999
+    assert jax_train.ema_path("out/a.npz") == "out/a.ema.npz"
+
+
 def test_a_resume_given_the_rest_of_the_schedule_finishes_it(tmp_path):
     # The first call stops 3 s in, after its last step at 2 s; the second is given the 4 s
     # that remain of a 7 s schedule by wall time and must not ask for a third.
