@@ -280,7 +280,6 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
     if decay:
         average = {k: jnp.asarray(v) for k, v in (state["ema"] or {**params, **stats}).items()}
 
-    @jax.jit
     def update_average(average, params, stats, rate):
         current = {**params, **stats}
         return {k: rate * v + (1.0 - rate) * current[k] for k, v in average.items()}
@@ -309,6 +308,8 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
 
     begin = clock()
     compiled_step = jax.jit(step).lower(params, stats, opt_state, key, jnp.float32(0)).compile()
+    if average is not None:
+        update_average = jax.jit(update_average).lower(average, params, stats, jnp.float32(0)).compile()
     started = clock()
     print(f"{output}: compiled in {started - begin:.1f} s, resuming at step {steps}, "
           f"{position:.0f} of {seconds:.0f} s" if steps else
