@@ -4,7 +4,10 @@ pixel difference from the Keras output, for several unrolled PCG solves of the T
 form (preconditioner:iterations).
 
     python benchmarks/export.py --model denoise_blind [--solves dct:5 dct:8 jacobi:30]
-        [--gpu-delegate]
+        [--gpu-delegate] [--bfloat16]
+
+``--bfloat16`` adds the SavedModel exported with ``--precision bfloat16`` (bfloat16
+convolutions, float32 solve; fast only where the hardware computes bfloat16).
 
 ``--gpu-delegate`` also runs the default TFLite model on LiteRT's GPU accelerator, in fp32
 and fp16, on Mesa's lavapipe Vulkan driver (a software GPU: its times say nothing of a
@@ -51,6 +54,8 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--solves", nargs="+", default=["dct:5", "dct:8", "dct:10", "jacobi:30"],
                         help="unrolled TFLite solves to compare (fp32), as preconditioner:iterations")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time the SavedModel exported in mixed bfloat16")
     parser.add_argument("--gpu-delegate", action="store_true",
                         help="also run the default TFLite model on LiteRT's GPU accelerator (lavapipe)")
     args = parser.parse_args()
@@ -98,16 +103,22 @@ def main():
         presets.PRESET_DIR, presets.list_presets()[args.model]["file"])
     rows.append(["Keras (DCT PCG, tol 1e-4)", f"{t * 1e3:.0f}", f"{os.path.getsize(keras_file) / 1e6:.1f}", *psnr])
 
-    path = export_saved_model(model, work, "m", 1)
-    serve = tf.saved_model.load(path).signatures["serving_default"]
     sm_feeds = {k: tf.constant(v) for k, v in feeds.items() if k != "noise_level"}
     if model.noise_level_input:
         sm_feeds["sigma"] = tf.constant([25.0])
-    t = best_time(lambda: serve(**sm_feeds)["restored"].numpy(), repeats=3)
-    psnr = quality(serve(**sm_feeds)["restored"])
-    rows.append(["SavedModel (TF-Serving)", f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", *psnr])
+    saved_models = [("SavedModel (TF-Serving)", model)]
+    if args.bfloat16:
+        saved_models.append(("SavedModel, mixed bfloat16", load_preset(args.model, dtype="mixed_bfloat16")))
+    for index, (label, exported) in enumerate(saved_models):
+        path = export_saved_model(exported, work, f"m{index}", 1)
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        t = best_time(lambda: serve(**sm_feeds)["restored"].numpy(), repeats=3)
+        psnr = quality(serve(**sm_feeds)["restored"])
+        rows.append([label, f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", *psnr])
 
     solves = [(name, int(count)) for name, count in (spec.split(":") for spec in args.solves)]
+    if args.gpu_delegate and ("dct", tflite.DEFAULT_ITERATIONS) not in solves:
+        raise SystemExit(f"--gpu-delegate runs the default solve: add dct:{tflite.DEFAULT_ITERATIONS} to --solves")
     variants = [(False, *solve) for solve in solves] + [(True, "dct", tflite.DEFAULT_ITERATIONS)]
     for float16, preconditioner, iterations in variants:
         data = tflite.convert(model, (n, n), iterations, float16, preconditioner)
