@@ -72,6 +72,10 @@ def main():
 
     from deepam_tf import metrics
 
+    solves = [(name, int(count)) for name, count in (spec.split(":") for spec in args.solves)]
+    if args.gpu_delegate and ("dct", tflite.DEFAULT_ITERATIONS) not in solves:
+        raise SystemExit(f"--gpu-delegate runs the default solve: add dct:{tflite.DEFAULT_ITERATIONS} to --solves")
+
     model = load_preset(args.model)
     n = args.size
     # A noisy camera crop (σ=25), so each format's restoration quality is measured too.
@@ -116,9 +120,6 @@ def main():
         psnr = quality(serve(**sm_feeds)["restored"])
         rows.append([label, f"{t * 1e3:.0f}", f"{folder_size(path) / 1e6:.1f}", *psnr])
 
-    solves = [(name, int(count)) for name, count in (spec.split(":") for spec in args.solves)]
-    if args.gpu_delegate and ("dct", tflite.DEFAULT_ITERATIONS) not in solves:
-        raise SystemExit(f"--gpu-delegate runs the default solve: add dct:{tflite.DEFAULT_ITERATIONS} to --solves")
     variants = [(False, *solve) for solve in solves] + [(True, "dct", tflite.DEFAULT_ITERATIONS)]
     for float16, preconditioner, iterations in variants:
         data = tflite.convert(model, (n, n), iterations, float16, preconditioner)
