@@ -282,7 +282,7 @@ def test_a_moving_average_of_the_weights_survives_a_resume_and_converts(tmp_path
     for k in kernels:
         # The resumed run carried its average across the stop (saved in its state).
         np.testing.assert_array_equal(resumed[k], average[k], err_msg=k)
-        # Between the start and the last weights, and not equal to either.
+        # Neither the starting weights nor the last ones.
         assert not np.array_equal(average[k], final[k]) and not np.array_equal(average[k], start[k])
     np.testing.assert_array_equal(np.load(split)["ema:" + k[len("weight:"):]], average[k])
     model = convert.convert(str(tmp_path / "whole.ema.npz"), str(tmp_path / "ema.keras"))
