@@ -15,7 +15,10 @@ class NoiseLevelMap(keras.layers.Layer):
 
     def call(self, image, noise_level):
         noise_level = keras.ops.cast(noise_level, self.compute_dtype)
-        return keras.ops.ones_like(image[..., :1]) * noise_level[:, None, None, :]
+        base = image if image.shape[-1] == 1 else image[..., :1]
+        # base * 0, not ones_like: a static-shape export would store ones_like as an
+        # H x W constant.
+        return keras.ops.cast(base, self.compute_dtype) * 0.0 + noise_level[:, None, None, :]
 
     def compute_output_shape(self, image_shape, noise_level_shape=None):
         return tuple(image_shape)[:-1] + (1,)

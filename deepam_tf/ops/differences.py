@@ -87,16 +87,15 @@ def neighbour_count(u):
     return count(2) + count(1)
 
 
+def neumann_laplacian_eigenvalues_1d(n, dtype):
+    """Eigenvalues ``2 - 2 cos(pi k / n)`` of the 1-D Neumann Laplacian of size ``n``,
+    whose eigenvectors are the DCT-II basis."""
+    k = tf.cast(tf.range(n), dtype)
+    return 2.0 - 2.0 * tf.cos(tf.constant(3.141592653589793, dtype) * k / tf.cast(n, dtype))
+
+
 def neumann_laplacian_eigenvalues(height, width, dtype):
-    """Eigenvalues of ``DᵀD`` in the 2-D DCT-II basis, shape ``[H, W]``.
-
-    The 1-D Neumann Laplacian of size n has eigenvalues ``2 - 2 cos(pi k / n)`` with
-    DCT-II eigenvectors, so the 2-D operator's are their sums.
-    """
-    pi = tf.constant(3.141592653589793, dtype)
-
-    def eig(n):
-        k = tf.cast(tf.range(n), dtype)
-        return 2.0 - 2.0 * tf.cos(pi * k / tf.cast(n, dtype))
-
-    return eig(height)[:, None] + eig(width)[None, :]
+    """Eigenvalues of ``DᵀD`` in the 2-D DCT-II basis, shape ``[H, W]``: the sums of the
+    1-D operators' (:func:`neumann_laplacian_eigenvalues_1d`)."""
+    return (neumann_laplacian_eigenvalues_1d(height, dtype)[:, None]
+            + neumann_laplacian_eigenvalues_1d(width, dtype)[None, :])

@@ -117,8 +117,10 @@ def dct_preconditioner(gamma, static=False):
     gamma_mean = tf.maximum(gamma_mean, tf.constant(1e-6, dtype))
     if static and height is not None and width is not None:
         forward, inverse = _dct2_by_convolutions(height, width, dtype)
-        eigenvalues = tf.reshape(differences.neumann_laplacian_eigenvalues(height, width, dtype),
-                                 [1, height, width, 1])
+        # The eigenvalues as a column plus a row, added to γ̄ (not known until run time),
+        # so that a static-shape export stores H + W numbers, not an H x W constant.
+        rows = tf.reshape(differences.neumann_laplacian_eigenvalues_1d(height, dtype), [1, height, 1, 1])
+        columns = tf.reshape(differences.neumann_laplacian_eigenvalues_1d(width, dtype), [1, 1, width, 1])
         # Channel by channel, with no [:, None]-style indexing and no one-way split: the
         # TFLite GPU delegate miscomputes the strided slices that the indexing becomes and
         # fails on a SPLIT into one.
@@ -127,7 +129,10 @@ def dct_preconditioner(gamma, static=False):
         def split(x):
             return tf.split(x, channels, axis=-1) if channels > 1 else [x]
 
-        scales = [1.0 / (m + eigenvalues) for m in split(gamma_mean)]
+        # The MAXIMUM (a no-op: γ̄ is floored above) stops the converter from summing the
+        # two constants first.
+        scales = [1.0 / (tf.maximum(m + rows, tf.constant(1e-6, dtype)) + columns)
+                  for m in split(gamma_mean)]
 
         def apply_static(r):
             parts = [inverse(forward(p) * s) for p, s in zip(split(r), scales)]
