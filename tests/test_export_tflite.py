@@ -205,7 +205,7 @@ def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound, rgb):
 def test_only_the_dct_kernels_grow_with_the_export_size(model):
     # Doubling H and W adds the forward and inverse DCT kernels' growth (H² + W² floats
     # each) and nothing of H x W: the noise-level map and the preconditioner's
-    # eigenvalues are built in the graph, not stored (each would add 90 KB here).
+    # eigenvalues are built in the graph, not stored (each would add 92 kB here).
     small, large = (len(tflite.convert(model, size, 4)) for size in ((96, 80), (192, 160)))
     kernels = 2 * 4 * ((192**2 + 160**2) - (96**2 + 80**2))
     one_map = 4 * (192 * 160 - 96 * 80)
