@@ -48,12 +48,16 @@ def colour_images(root, crop):
         raise SystemExit(f"no colour images under {root} (depth_sr/middlebury10/rgb, rgb_nir/pairs/rgb)")
     images = {}
     for path in paths:
-        image = read_image_file(path)[..., :3]
-        if crop:
-            top, left = (max(0, (n - crop) // 2) for n in image.shape[:2])
-            image = image[top: top + crop, left: left + crop]
-        images[os.path.basename(path)[:-4]] = image
+        images[os.path.basename(path)[:-4]] = centre_crop(read_image_file(path)[..., :3], crop)
     return images
+
+
+def centre_crop(image, crop):
+    """The centre ``crop`` x ``crop`` pixels of ``image`` (all of it for 0)."""
+    if not crop:
+        return image
+    top, left = (max(0, (n - crop) // 2) for n in image.shape[:2])
+    return image[top: top + crop, left: left + crop]
 
 
 def file_case(images, sigmas, quality, model):
@@ -96,8 +100,7 @@ def main():
     if args.jpeg:
         import skimage.data
 
-        top = max(0, (512 - (args.crop or 512)) // 2)
-        images["astronaut"] = skimage.data.astronaut()[top: 512 - top, top: 512 - top]
+        images["astronaut"] = centre_crop(skimage.data.astronaut(), args.crop)
         rows = file_case(images, args.sigmas, args.jpeg, model)
         print(f"\nModel: {args.model}; {len(images)} images; noisy files in 8 bits, σ estimated; "
               "mean PSNR dB.\n")
