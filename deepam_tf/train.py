@@ -7,14 +7,17 @@ A config is a JSON file (see ``configs/``)::
               "batch_size": 16, "sigma_range": [0, 55], "seed": 0},
      "epochs": 100, "steps_per_epoch": 500,
      "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
-                   "final_learning_rate_fraction": 0.01},
+                   "final_learning_rate_fraction": 0.01, "ema": 0.999},
      "l2": 0.0, "backup_every_steps": 100,
      "init": "denoise_blind"}
 
 ``init`` (optional) starts from a shipped preset or a ``.keras`` file of the same
-architecture instead of a fresh initialisation (a fine-tuning run).
+architecture instead of a fresh initialisation (a fine-tuning run). ``optimizer.ema``
+(optional, a decay in (0, 1)) keeps an exponential moving average of the trainable
+weights in the optimizer (Keras' ``use_ema``; backed up and resumed with it).
 
-``output_dir`` receives ``model.keras`` (after every epoch), ``backup/`` (BackupAndRestore:
+``output_dir`` receives ``model.keras`` (after every epoch; with ``ema``, also
+``model_ema.keras``, the same model with the averaged weights), ``backup/`` (BackupAndRestore:
 a killed run restarts from its last backup, mid-epoch included, and still stops after
 the configured number of steps), ``logs/`` (TensorBoard) and
 ``history.csv`` (CSVLogger, appended across restarts).
@@ -38,7 +41,7 @@ CONFIG_KEYS = {
                      "sigma_range", "seed", "scale"}),
     "optimizer": ({"name", "learning_rate"},
                   {"momentum", "schedule", "decay_epochs", "decay_factor", "clipnorm",
-                   "warmup_steps", "final_learning_rate_fraction"}),
+                   "warmup_steps", "final_learning_rate_fraction", "ema"}),
 }
 TASKS = ("denoise", "depth_sr", "rgb_nir")
 
@@ -85,6 +88,10 @@ def check_config(config):
     positive(config["epochs"], "epochs", int)
     positive(config["steps_per_epoch"], "steps_per_epoch", int)
     positive(config["optimizer"]["learning_rate"], "optimizer learning_rate")
+    ema = config["optimizer"].get("ema")
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
+                            or not 0 < ema < 1):
+        raise ValueError(f"config optimizer ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
     spec = config["data"]
     for name in ("patch_size", "batch_size", "channels", "scale"):
         if name in spec:
@@ -144,29 +151,38 @@ def load_initial_weights(model, init):
     model.set_weights(values)
 
 
-def build_optimizer(config):
-    """SGD (momentum) or Adam with a constant, cosine or step learning-rate schedule."""
-    opt = dict(config["optimizer"])
+def learning_rate(config):
+    """The config's learning rate: a constant, or a cosine or step schedule of the step."""
+    opt = config["optimizer"]
     total_steps = config["epochs"] * config["steps_per_epoch"]
     rate = opt["learning_rate"]
     schedule = opt.get("schedule", "constant")
-    if schedule == "cosine":
-        warmup = opt.get("warmup_steps", 0)
+    if schedule in ("cosine", "constant") and opt.get("warmup_steps"):
+        # Linear warm-up from 0 (fresh Adam moments on trained weights), then a cosine
+        # decay; a constant rate is a decay to 100% of itself.
+        alpha = opt.get("final_learning_rate_fraction", 0.0) if schedule == "cosine" else 1.0
+        warmup = opt["warmup_steps"]
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0, total_steps - warmup, alpha=alpha, warmup_target=rate, warmup_steps=warmup
+        )
+    elif schedule == "cosine":
         alpha = opt.get("final_learning_rate_fraction", 0.0)
-        if warmup:
-            # Linear warm-up from 0 (fresh Adam moments on trained weights), then cosine.
-            rate = keras.optimizers.schedules.CosineDecay(
-                0.0, total_steps - warmup, alpha=alpha, warmup_target=rate, warmup_steps=warmup
-            )
-        else:
-            rate = keras.optimizers.schedules.CosineDecay(rate, total_steps, alpha=alpha)
+        rate = keras.optimizers.schedules.CosineDecay(rate, total_steps, alpha=alpha)
     elif schedule == "step":
         boundaries = [e * config["steps_per_epoch"] for e in opt["decay_epochs"]]
         values = [rate * opt.get("decay_factor", 0.1) ** i for i in range(len(boundaries) + 1)]
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     elif schedule != "constant":
         raise ValueError(f"unknown learning-rate schedule {schedule!r}")
-    common = dict(learning_rate=rate, clipnorm=opt.get("clipnorm"))
+    return rate
+
+
+def build_optimizer(config):
+    """SGD (momentum) or Adam with the config's :func:`learning_rate`."""
+    opt = config["optimizer"]
+    common = dict(learning_rate=learning_rate(config), clipnorm=opt.get("clipnorm"))
+    if "ema" in opt:
+        common.update(use_ema=True, ema_momentum=opt["ema"])
     if opt["name"] == "sgd":
         return keras.optimizers.SGD(momentum=opt.get("momentum", 0.9), **common)
     if opt["name"] == "adam":
@@ -238,6 +254,23 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class SaveAverage(keras.callbacks.Callback):
+    """Writes the model with the optimizer's moving average of its weights (``use_ema``)
+    after every epoch, then puts the trained weights back."""
+
+    def __init__(self, filepath):
+        super().__init__()
+        self.filepath = filepath
+
+    def on_epoch_end(self, epoch, logs=None):
+        variables = self.model.trainable_variables
+        trained = [v.numpy() for v in variables]
+        self.model.optimizer.finalize_variable_values(variables)
+        self.model.save(self.filepath)
+        for variable, value in zip(variables, trained):
+            variable.assign(value)
+
+
 def _check_output_dir(config, output_dir):
     """Refuses an output folder whose run another training would clobber: a run of a
     different config, or a finished run (its model.keras and no backup left to resume)."""
@@ -258,8 +291,8 @@ def _check_output_dir(config, output_dir):
 
 
 def train(config, output_dir, data_root=None, verbose=1, epochs=None):
-    """Trains (or resumes) the config's model into ``output_dir``; returns the model.
-    The config is checked (:func:`check_config`) and the folder refused if it holds a
+    """Trains (or resumes) the config's model into ``output_dir``; returns the model
+    (with ``optimizer.ema``, holding the averaged weights, as Keras' ``fit`` ends). The config is checked (:func:`check_config`) and the folder refused if it holds a
     finished run or a run of another config, before anything is written.
 
     ``epochs`` overrides the config's epoch count (the schedule keeps the config's
@@ -284,6 +317,8 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
         StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
     ]
+    if "ema" in config["optimizer"]:
+        callbacks.insert(2, SaveAverage(os.path.join(output_dir, "model_ema.keras")))
     model.fit(
         dataset,
         epochs=epochs or config["epochs"],

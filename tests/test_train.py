@@ -136,6 +136,7 @@ def test_init_starts_from_saved_weights_and_refuses_other_architectures(tmp_path
     [
         (lambda c: c["optimizer"].update(learing_rate=1e-3), "unknown key.*learing_rate"),
         (lambda c: c.pop("epochs"), "lacks epochs"),
+        (lambda c: c["optimizer"].update(ema=1.0), r"ema must be a decay in \(0, 1\)"),
         (lambda c: c.update(steps_per_epoch=0), "steps_per_epoch must be a positive integer"),
         (lambda c: c["data"].update(batch_size=2.5), "batch_size must be a positive integer"),
         (lambda c: c["data"].update(sigma=25), "one of sigma, sigma_range"),
@@ -172,3 +173,82 @@ def test_a_finished_run_or_another_configs_run_is_never_clobbered(tmp_path):
         train.train(other, str(out), data_root=str(tmp_path / "data"), verbose=0)
     assert (out / "model.keras").read_bytes() == finished
     assert json.loads((out / "config.json").read_text()) == config
+
+
+class _RecordWeights:
+    """Patches ``keras.Model.fit`` to record the trainable weights after every step."""
+
+    def __init__(self, monkeypatch):
+        import keras
+
+        self.steps = []
+        record = self.steps
+
+        class Record(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                record.append([v.numpy() for v in self.model.trainable_variables])
+
+        fit = keras.Model.fit
+        monkeypatch.setattr(keras.Model, "fit", lambda model, *a, callbacks=(), **k: fit(
+            model, *a, callbacks=list(callbacks) + [Record()], **k))
+
+
+def _trainable(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def test_moving_average_of_the_weights_is_saved_beside_the_trained_ones(tmp_path, monkeypatch):
+    import keras
+
+    config = _config(tmp_path)
+    config["optimizer"]["ema"] = 0.6
+    recorded = _RecordWeights(monkeypatch)
+    out = tmp_path / "run"
+    model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    assert len(recorded.steps) == 6
+    # Keras' EMA: the weights after the first step, then 0.6 average + 0.4 weights.
+    average = recorded.steps[0]
+    for weights in recorded.steps[1:]:
+        average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
+    saved = keras.saving.load_model(str(out / "model_ema.keras"))
+    for a, s, m in zip(average, _trainable(saved), _trainable(model)):
+        np.testing.assert_allclose(s, a, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(m, s)  # fit ends with the average in the model
+    trained = keras.saving.load_model(str(out / "model.keras"))
+    for t, w in zip(_trainable(trained), recorded.steps[-1]):
+        np.testing.assert_array_equal(t, w)
+    assert any(not np.allclose(t, a) for t, a in zip(_trainable(trained), average))
+
+
+def test_moving_average_resumes_from_the_backup(tmp_path, monkeypatch):
+    config = _config(tmp_path)
+    config["epochs"] = 3
+    config["optimizer"]["ema"] = 0.6
+    out = tmp_path / "run"
+    _run_killed_at(tmp_path, config, out, 5)  # the backup holds step 4
+    backup = train.build_model(config)
+    backup.compile(optimizer=train.build_optimizer(config), loss="mean_absolute_error")
+    backup.optimizer.build(backup.trainable_variables)
+    backup.load_weights(str(out / "backup" / "latest.weights.h5"))
+    assert int(backup.optimizer.iterations.numpy()) == 4
+    average = [v.numpy() for v in backup.optimizer._model_variables_moving_average]
+    assert any(not np.allclose(a, w) for a, w in zip(average, _trainable(backup)))
+    recorded = _RecordWeights(monkeypatch)
+    model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
+    assert len(recorded.steps) == 9 - 4
+    for weights in recorded.steps:
+        average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
+    for m, a in zip(_trainable(model), average):
+        np.testing.assert_allclose(m, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("schedule, final", [("cosine", 0.1), ("constant", 1.0)])
+def test_warmup_ramps_from_zero_then_holds_or_decays(tmp_path, schedule, final):
+    config = _config(tmp_path)  # 2 epochs x 3 steps
+    config["optimizer"] = {"name": "adam", "learning_rate": 1e-3, "schedule": schedule,
+                           "warmup_steps": 2, "final_learning_rate_fraction": 0.1}
+    rate = train.learning_rate(config)
+    rates = [float(rate(step)) for step in range(7)]
+    assert rates[:3] == pytest.approx([0.0, 5e-4, 1e-3])
+    assert rates[6] == pytest.approx(final * 1e-3)
+    assert (np.diff(rates[2:]) < 0).all() if schedule == "cosine" else rates[2:] == pytest.approx([1e-3] * 5)
