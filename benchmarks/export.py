@@ -17,35 +17,27 @@ LiteRT's GPU accelerator and TensorFlow crash in one process).
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from common import best_time, markdown_table  # noqa: E402
+from litert_gpu_runner import LAVAPIPE, run_on_lavapipe  # noqa: E402
 
 
 def folder_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "litert_gpu_runner.py")
-
-
 def run_on_gpu_accelerator(data, feeds, precision, work):
     """(output, fully accelerated) of a .tflite on LiteRT's GPU accelerator over lavapipe."""
-    model, inputs, output = (os.path.join(work, name) for name in ("gpu.tflite", "in.npz", "out.npy"))
-    with open(model, "wb") as handle:
-        handle.write(data)
-    np.savez(inputs, **feeds)
-    result = subprocess.run([sys.executable, RUNNER, model, inputs, output, precision],
-                            capture_output=True, text=True, env={**os.environ, "VK_ICD_FILENAMES": LAVAPIPE})
-    if result.returncode:
-        raise SystemExit(f"GPU accelerator failed ({result.returncode}): {result.stdout[-300:]} {result.stderr[-500:]}")
-    return np.load(output), "fully_accelerated=True" in result.stdout
+    returncode, printed, output, fully_accelerated = run_on_lavapipe(data, feeds, precision, work)
+    if returncode:
+        raise SystemExit(f"GPU accelerator failed ({returncode}): {printed[-800:]}")
+    return output, fully_accelerated
 
 
 def main():

@@ -1,8 +1,10 @@
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from litert_gpu_runner import LAVAPIPE, UNAVAILABLE, run_on_lavapipe
 
 from deepam_tf import DeepAM
 from deepam_tf.export import tflite
@@ -161,11 +163,8 @@ def test_a_bad_export_size_or_iteration_count_is_refused_before_any_file(tmp_pat
         assert not (tmp_path / "out").exists()
 
 
-LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
-
-
 @pytest.mark.skipif(
-    not __import__("os").path.exists(LAVAPIPE),
+    not os.path.exists(LAVAPIPE),
     reason="NO GPU-DELEGATE CHECK: Mesa's lavapipe Vulkan driver is missing "
     "(apt-get install -t bookworm-backports mesa-vulkan-drivers, as .ci/run does)",
 )
@@ -175,29 +174,17 @@ LAVAPIPE = "/usr/share/vulkan/icd.d/lvp_icd.json"
 @pytest.mark.parametrize("precision, bound, rgb", [("f32", 1e-5, False), ("f16", 2e-2, False),
                                                    ("f32", 1e-5, True)])
 def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound, rgb):
-    import os
-    import subprocess
-    import sys
-
     data = tflite.convert(model, (64, 48), iterations=10, rgb=rgb)
-    (tmp_path / "m.tflite").write_bytes(data)
     rng = np.random.default_rng(1)
     feeds = {"image": rng.random((1, 64, 48, 3 if rgb else 1), np.float32),
              "noise_level": np.full((1, 1), 0.1, np.float32)}
-    np.savez(tmp_path / "in.npz", **feeds)
-    runner = os.path.join(os.path.dirname(__file__), "litert_gpu_runner.py")
-    env = {**os.environ, "VK_ICD_FILENAMES": LAVAPIPE}
-    result = subprocess.run(
-        [sys.executable, runner, str(tmp_path / "m.tflite"), str(tmp_path / "in.npz"),
-         str(tmp_path / "out.npy"), precision],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    if result.returncode == 3:
-        pytest.skip(f"NO GPU-DELEGATE CHECK: LiteRT GPU accelerator unavailable: {result.stdout[-300:]}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "fully_accelerated=True" in result.stdout
+    returncode, printed, output, fully_accelerated = run_on_lavapipe(data, feeds, precision, str(tmp_path))
+    if returncode == UNAVAILABLE:
+        pytest.skip(f"NO GPU-DELEGATE CHECK: LiteRT GPU accelerator unavailable: {printed[-300:]}")
+    assert returncode == 0, printed[-2000:]
+    assert fully_accelerated
     cpu = _run(data, feeds)
-    error = np.abs(np.load(tmp_path / "out.npy") - cpu).max() / max(1.0, np.abs(cpu).max())
+    error = np.abs(output - cpu).max() / max(1.0, np.abs(cpu).max())
     print(f"GPU ({precision}) vs CPU TFLite max error relative to max|output|: {error:.2e}")
     assert error <= bound
 
