@@ -17,7 +17,8 @@ architecture instead of a fresh initialisation (a fine-tuning run). ``optimizer.
 weights in the optimizer (Keras' ``use_ema``; backed up and resumed with it).
 
 ``output_dir`` receives ``model.keras`` (after every epoch; with ``ema``, also
-``model_ema.keras``, the same model with the averaged weights), ``backup/`` (BackupAndRestore:
+``model_ema.keras``, the same model with the averaged weights and batch-norm statistics
+recomputed for them, :func:`recompute_batch_norm`), ``backup/`` (BackupAndRestore:
 a killed run restarts from its last backup, mid-epoch included, and still stops after
 the configured number of steps), ``logs/`` (TensorBoard) and
 ``history.csv`` (CSVLogger, appended across restarts).
@@ -44,6 +45,7 @@ CONFIG_KEYS = {
                    "warmup_steps", "final_learning_rate_fraction", "ema"}),
 }
 TASKS = ("denoise", "depth_sr", "rgb_nir")
+AVERAGE_BATCH_NORM_PATCHES = 2048  # training patches for the averaged weights' batch-norm statistics
 
 
 def load_config(path):
@@ -254,21 +256,59 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def batch_norm_layers(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recompute_batch_norm(model, batches):
+    """Sets every batch-norm layer's moving mean and variance to the mean of its batch
+    statistics over ``batches`` (``(inputs, targets)`` pairs), as stochastic weight
+    averaging does for averaged weights: the moving statistics of the run that was
+    averaged belong to its last weights, not to the average."""
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for count, (inputs, _) in enumerate(batches):
+            for layer in layers:
+                layer.momentum = count / (count + 1.0)  # a running mean of the batches
+            model(inputs, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
+def batch_norm_batches(config, data_root=None):
+    """Fixed training batches for :func:`recompute_batch_norm`: at least
+    ``AVERAGE_BATCH_NORM_PATCHES`` patches of the config's data, drawn apart from its
+    training stream (the next seed)."""
+    count = -(-AVERAGE_BATCH_NORM_PATCHES // config["data"].get("batch_size", 16))
+    other = {**config, "data": {**config["data"], "seed": config["data"].get("seed", 0) + 1}}
+    return list(train_dataset(other, data_root).take(count))
+
+
 class SaveAverage(keras.callbacks.Callback):
     """Writes the model with the optimizer's moving average of its weights (``use_ema``)
-    after every epoch, then puts the trained weights back."""
+    and batch-norm statistics recomputed for them on ``batches`` after every epoch, then
+    puts the trained weights and statistics back; at the end of training (when ``fit``
+    has put the average into the model), recomputes the model's statistics the same way."""
 
-    def __init__(self, filepath):
+    def __init__(self, filepath, batches):
         super().__init__()
         self.filepath = filepath
+        self.batches = batches
 
     def on_epoch_end(self, epoch, logs=None):
-        variables = self.model.trainable_variables
+        variables = self.model.trainable_variables + [
+            v for layer in batch_norm_layers(self.model) for v in layer.non_trainable_variables]
         trained = [v.numpy() for v in variables]
-        self.model.optimizer.finalize_variable_values(variables)
+        self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
+        recompute_batch_norm(self.model, self.batches)
         self.model.save(self.filepath)
         for variable, value in zip(variables, trained):
             variable.assign(value)
+
+    def on_train_end(self, logs=None):
+        recompute_batch_norm(self.model, self.batches)
 
 
 def _check_output_dir(config, output_dir):
@@ -292,8 +332,10 @@ def _check_output_dir(config, output_dir):
 
 def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     """Trains (or resumes) the config's model into ``output_dir``; returns the model
-    (with ``optimizer.ema``, holding the averaged weights, as Keras' ``fit`` ends). The config is checked (:func:`check_config`) and the folder refused if it holds a
-    finished run or a run of another config, before anything is written.
+    (with ``optimizer.ema``: the averaged weights, as Keras' ``fit`` ends, with their
+    batch-norm statistics recomputed, as in ``model_ema.keras``). The config is checked
+    (:func:`check_config`) and the folder refused if it holds a finished run or a run
+    of another config, before anything is written.
 
     ``epochs`` overrides the config's epoch count (the schedule keeps the config's
     length, so a shortened run is a prefix of the full one).
@@ -318,7 +360,8 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
     ]
     if "ema" in config["optimizer"]:
-        callbacks.insert(2, SaveAverage(os.path.join(output_dir, "model_ema.keras")))
+        batches = batch_norm_batches(config, data_root)
+        callbacks.insert(2, SaveAverage(os.path.join(output_dir, "model_ema.keras"), batches))
     model.fit(
         dataset,
         epochs=epochs or config["epochs"],

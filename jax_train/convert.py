@@ -1,6 +1,12 @@
 """Loads weights trained by ``train.py`` into the Keras DeepAM and saves a ``.keras`` file.
 
     python jax_train/convert.py out/depth_x8.npz depth_x8.keras
+    python jax_train/convert.py out/run.ema.npz run_ema.keras --batch-norm
+
+``--batch-norm`` recomputes the batch-norm statistics for the weights on training
+patches of the run's config (``deepam_tf.train.recompute_batch_norm``; needs the data
+folder, ``DEEPAM_DATA``): for a moving average or a mean of runs, whose averaged
+statistics belong to no single set of weights.
 
 Every Keras weight must be found by path with the same shape, and no trained weight
 may be left over: a mismatch is an error, never a partial load.
@@ -37,19 +43,22 @@ def load_into(model, weights):
     return model
 
 
-def convert(path, output):
+def convert(path, output, batch_norm=False):
     from deepam_tf import train
 
     config, weights, log = weights_of(path)
-    model = load_into(train.build_model(config), weights)
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; not overwritten")
+    model = load_into(train.build_model(config), weights)
+    if batch_norm:
+        train.recompute_batch_norm(model, train.batch_norm_batches(config))
     model.save(output)
     if log and "average_of" in log:
         detail = f", mean of {len(log['average_of'])} runs"
     else:
         detail = f", {log['steps']} steps on {log['device']}" if log else ""
-    print(f"{output}: {len(weights)} weights{detail}")
+    recomputed = ", batch-norm statistics recomputed" if batch_norm else ""
+    print(f"{output}: {len(weights)} weights{detail}{recomputed}")
     return model
 
 
@@ -57,8 +66,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights")
     parser.add_argument("output")
+    parser.add_argument("--batch-norm", action="store_true",
+                        help="recompute the batch-norm statistics on the run's training patches")
     args = parser.parse_args(argv)
-    convert(args.weights, args.output)
+    convert(args.weights, args.output, args.batch_norm)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,37 @@ def test_average_of_runs_converts_to_the_mean_weights(tmp_path):
         average.main([str(tmp_path / "soup.npz"), str(tmp_path / "run0.npz"), str(tmp_path / "run1.npz")])
 
 
+def test_convert_can_recompute_the_batch_norm_statistics_of_an_average(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+    import skimage.data
+
+    folder = tmp_path / "data" / "train"
+    folder.mkdir(parents=True)
+    iio.imwrite(folder / "camera.png", skimage.data.camera()[:96, :96])
+    monkeypatch.setenv("DEEPAM_DATA", str(tmp_path / "data"))
+    model = DeepAM(stages=1, channels=1)
+    runs = [_train_output(tmp_path / f"run{i}.npz", model, seed) for i, seed in enumerate((1, 2))]
+    config = {"model": {"stages": 1, "channels": 1},
+              "data": {"train": "train", "sigma": 25, "patch_size": 16, "batch_size": 1024}}
+    for run in runs:
+        run["config"] = np.array(json.dumps(config))
+    for i, run in enumerate(runs):
+        np.savez(tmp_path / f"run{i}.npz", **run)
+    average.main([str(tmp_path / "soup.npz"), str(tmp_path / "run0.npz"), str(tmp_path / "run1.npz")])
+    soup = convert.convert(str(tmp_path / "soup.npz"), str(tmp_path / "soup.keras"), batch_norm=True)
+    recomputed = 0
+    for w in soup.weights:
+        expected = np.mean([r["weight:" + w.path] for r in runs], axis=0)
+        value = keras.ops.convert_to_numpy(w)
+        if w.path.endswith(("moving_mean", "moving_variance")):
+            recomputed += not np.allclose(value, expected)
+        else:
+            np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7)
+    from deepam_tf.train import batch_norm_layers
+
+    assert recomputed == 2 * len(batch_norm_layers(soup))
+
+
 def test_average_refuses_runs_of_other_models(tmp_path):
     _train_output(tmp_path / "one.npz", DeepAM(stages=1, channels=1), 1)
     other = dict(np.load(tmp_path / "one.npz"))

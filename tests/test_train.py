@@ -211,13 +211,38 @@ def test_moving_average_of_the_weights_is_saved_beside_the_trained_ones(tmp_path
     for weights in recorded.steps[1:]:
         average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
     saved = keras.saving.load_model(str(out / "model_ema.keras"))
-    for a, s, m in zip(average, _trainable(saved), _trainable(model)):
+    for a, s in zip(average, _trainable(saved)):
         np.testing.assert_allclose(s, a, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(m, s)  # fit ends with the average in the model
+    # fit ends with the average in the model, and its statistics recomputed as saved
+    for m, s in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_allclose(m, s, rtol=1e-5, atol=1e-6)
     trained = keras.saving.load_model(str(out / "model.keras"))
     for t, w in zip(_trainable(trained), recorded.steps[-1]):
         np.testing.assert_array_equal(t, w)
     assert any(not np.allclose(t, a) for t, a in zip(_trainable(trained), average))
+    statistics = [(layer.moving_mean.numpy(), layer.moving_variance.numpy())
+                  for m in (trained, saved) for layer in train.batch_norm_layers(m)]
+    half = len(statistics) // 2
+    assert all(not np.allclose(t[0], s[0]) for t, s in zip(statistics[:half], statistics[half:]))
+
+
+def test_batch_norm_statistics_recomputed_are_the_batches_own(tmp_path):
+    import tensorflow as tf
+
+    config = _config(tmp_path)
+    model = train.build_model(config)
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_variables:  # the fresh last layers output zeros
+        variable.assign(rng.normal(0.0, 0.2, variable.shape))
+    noisy = tf.random.stateless_uniform((4, 24, 20, 1), (1, 2))
+    inputs = {"image": noisy, "noise_level": tf.fill((4, 1), 0.1)}
+    before = model(inputs, training=False)
+    train.recompute_batch_norm(model, [(inputs, None)] * 3)
+    assert {layer.momentum for layer in train.batch_norm_layers(model)} == {0.99}
+    after = model(inputs, training=False)
+    # Inference now normalises by the batch's own statistics, as training mode does.
+    np.testing.assert_allclose(after, model(inputs, training=True), atol=1e-5)
+    assert np.abs(after - before).max() > 1e-3
 
 
 def test_moving_average_resumes_from_the_backup(tmp_path, monkeypatch):
