@@ -257,6 +257,7 @@ class StopAtStep(keras.callbacks.Callback):
 
 
 def batch_norm_layers(model):
+    """Every batch-norm layer of ``model``, nested ones included."""
     return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
 
