@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from deepam_tf import ops
+from deepam_tf.ops import differences
 from dense import gradient_matrices
 
 
@@ -37,6 +38,9 @@ def test_laplacian_and_neighbour_count_match_dense():
     np.testing.assert_allclose(got, laplacian @ u.ravel(), atol=1e-12)
     count = ops.neighbour_count(tf.constant(u)).numpy().ravel()
     np.testing.assert_array_equal(count, np.diag(laplacian))
+    rows, columns = differences.neighbour_counts(tf.constant(u))
+    assert rows.shape == (1, h, 1, 1) and columns.shape == (1, 1, w, 1)
+    np.testing.assert_array_equal((rows + columns).numpy().ravel(), np.diag(laplacian))
 
 
 def test_dct_diagonalises_the_laplacian():

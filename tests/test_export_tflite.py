@@ -197,6 +197,10 @@ def test_only_the_dct_kernels_grow_with_the_export_size(model):
     kernels = 2 * 4 * ((192**2 + 160**2) - (96**2 + 80**2))
     one_map = 4 * (192 * 160 - 96 * 80)
     assert large - small <= kernels + one_map // 4, (large - small, kernels)
+    # The Jacobi form has no kernels: its neighbour counts are a column plus a row too.
+    small, large = (len(tflite.convert(model, size, 4, preconditioner="jacobi"))
+                    for size in ((96, 80), (192, 160)))
+    assert large - small <= one_map // 4, large - small
 
 
 def test_conversion_keeps_the_converters_trackable_obj_advice_off_the_terminal(model, caplog):

@@ -69,22 +69,25 @@ def neumann_laplacian(u):
     )
 
 
+def neighbour_counts(u):
+    """The diagonal of ``DᵀD`` (each pixel's number of 4-neighbours: 2, 3 or 4) as a
+    column ``[1, H, 1, 1]`` plus a row ``[1, 1, W, 1]``, the neighbours along each axis
+    (``(i > 0) + (i < n - 1)``), so a static-shape export stores H + W numbers."""
+    shape = tf.shape(u)
+
+    def along(axis):
+        n = shape[axis]
+        i = tf.range(n)
+        count = tf.cast(i > 0, u.dtype) + tf.cast(i < n - 1, u.dtype)
+        return tf.reshape(count, [1, -1, 1, 1] if axis == 1 else [1, 1, -1, 1])
+
+    return along(1), along(2)
+
+
 def neighbour_count(u):
-    """Diagonal of ``DᵀD``: the number of 4-neighbours of each pixel (2, 3 or 4)."""
-    ones = tf.ones_like(u)
-
-    def count(axis):
-        if axis == 2:
-            inner = ones[:, :, 1:, :]
-            return tf.pad(inner, [[0, 0], [0, 0], [1, 0], [0, 0]]) + tf.pad(
-                inner, [[0, 0], [0, 0], [0, 1], [0, 0]]
-            )
-        inner = ones[:, 1:, :, :]
-        return tf.pad(inner, [[0, 0], [1, 0], [0, 0], [0, 0]]) + tf.pad(
-            inner, [[0, 0], [0, 1], [0, 0], [0, 0]]
-        )
-
-    return count(2) + count(1)
+    """Diagonal of ``DᵀD`` in ``u``'s shape: the number of 4-neighbours of each pixel."""
+    rows, columns = neighbour_counts(u)
+    return tf.zeros_like(u) + rows + columns
 
 
 def neumann_laplacian_eigenvalues_1d(n, dtype):

@@ -47,7 +47,10 @@ def system_operator(gamma):
 
 def jacobi_preconditioner(gamma):
     """``r -> r / diag(Γ + DᵀD)``; the diagonal is γ plus the number of neighbours."""
-    inverse_diagonal = 1.0 / (gamma + differences.neighbour_count(gamma))
+    rows, columns = differences.neighbour_counts(gamma)
+    # The MAXIMUM (a no-op: γ >= 0) stops a converter from summing the two constants
+    # first, which would store an H x W constant in a static-shape export.
+    inverse_diagonal = 1.0 / (tf.maximum(gamma + rows, tf.constant(0.0, gamma.dtype)) + columns)
 
     def apply(r):
         return r * inverse_diagonal
