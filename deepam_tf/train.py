@@ -279,12 +279,13 @@ def recompute_batch_norm(model, batches):
 
 
 def batch_norm_batches(config, data_root=None):
-    """Fixed training batches for :func:`recompute_batch_norm`: at least
-    ``AVERAGE_BATCH_NORM_PATCHES`` patches of the config's data, drawn apart from its
-    training stream (the next seed)."""
-    count = -(-AVERAGE_BATCH_NORM_PATCHES // config["data"].get("batch_size", 16))
-    other = {**config, "data": {**config["data"], "seed": config["data"].get("seed", 0) + 1}}
-    return list(train_dataset(other, data_root).take(count))
+    """Fixed training batches for :func:`recompute_batch_norm`:
+    ``AVERAGE_BATCH_NORM_PATCHES`` patches of the config's data in batches of 256,
+    drawn apart from its training stream (the next seed)."""
+    size = 256
+    spec = config["data"]
+    other = {**config, "data": {**spec, "batch_size": size, "seed": spec.get("seed", 0) + 1}}
+    return list(train_dataset(other, data_root).take(-(-AVERAGE_BATCH_NORM_PATCHES // size)))
 
 
 class SaveAverage(keras.callbacks.Callback):
