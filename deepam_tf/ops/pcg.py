@@ -45,12 +45,18 @@ def system_operator(gamma):
     return apply
 
 
+def _plus_column_and_row(x, rows, columns, floor):
+    """``x + rows + columns`` for a run-time ``x`` and constant ``rows`` ``[1, H, 1, 1]``
+    and ``columns`` ``[1, 1, W, 1]``. The MAXIMUM with ``floor`` (a no-op where
+    ``x + rows >= floor``) stops a converter from summing the two constants first, which
+    would store an H x W constant in a static-shape export."""
+    return tf.maximum(x + rows, tf.constant(floor, x.dtype)) + columns
+
+
 def jacobi_preconditioner(gamma):
     """``r -> r / diag(Γ + DᵀD)``; the diagonal is γ plus the number of neighbours."""
     rows, columns = differences.neighbour_counts(gamma)
-    # The MAXIMUM (a no-op: γ >= 0) stops a converter from summing the two constants
-    # first, which would store an H x W constant in a static-shape export.
-    inverse_diagonal = 1.0 / (tf.maximum(gamma + rows, tf.constant(0.0, gamma.dtype)) + columns)
+    inverse_diagonal = 1.0 / _plus_column_and_row(gamma, rows, columns, floor=0.0)  # γ >= 0
 
     def apply(r):
         return r * inverse_diagonal
@@ -132,10 +138,8 @@ def dct_preconditioner(gamma, static=False):
         def split(x):
             return tf.split(x, channels, axis=-1) if channels > 1 else [x]
 
-        # The MAXIMUM (a no-op: γ̄ is floored above) stops the converter from summing the
-        # two constants first.
-        scales = [1.0 / (tf.maximum(m + rows, tf.constant(1e-6, dtype)) + columns)
-                  for m in split(gamma_mean)]
+        # γ̄ is floored at 1e-6 above.
+        scales = [1.0 / _plus_column_and_row(m, rows, columns, floor=1e-6) for m in split(gamma_mean)]
 
         def apply_static(r):
             parts = [inverse(forward(p) * s) for p, s in zip(split(r), scales)]
