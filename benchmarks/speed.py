@@ -22,12 +22,10 @@ SIZES = [(256, 256), (321, 481), (1024, 1024)]
 
 
 def conv_flops_per_pixel(model):
-    import keras
-
     total = 0
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
+    for weight in model.trainable_weights:
+        if len(weight.shape) == 4:  # a conv kernel, kh x kw x cin x cout
+            kh, kw, cin, cout = weight.shape
             total += 2 * kh * kw * cin * cout
     return total
 

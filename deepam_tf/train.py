@@ -257,8 +257,15 @@ class StopAtStep(keras.callbacks.Callback):
 
 
 def batch_norm_layers(model):
-    """Every batch-norm layer of ``model``, nested ones included."""
-    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    """Every batch-norm layer of ``model``: its own, and those its layers hold in a
+    ``norms`` list (:class:`deepam_tf.layers.AggregationNetwork`)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        found.extend(norm for norm in getattr(layer, "norms", ())
+                     if isinstance(norm, keras.layers.BatchNormalization))
+    return found
 
 
 def recompute_batch_norm(model, batches):
