@@ -3,7 +3,8 @@ Wortsman et al., ICML 2022) into one output that ``convert.py`` reads.
 
     python jax_train/average.py out/soup.npz out/run_a.npz out/run_b.npz ...
 
-The runs must share the config and every weight path and shape; batch-norm statistics
+The runs must share the model config and every weight path and shape (their data may
+differ, e.g. σ ranges; the output keeps the first run's config); batch-norm statistics
 are averaged like the other weights. Fine-tunes of one starting point stay in one basin
 of the loss, so their average is usually at least as good as the best of them, at no
 cost at inference. Imports numpy only.

@@ -42,11 +42,17 @@ import degrade  # noqa: E402
 from convert import weights_of  # noqa: E402
 
 
-def with_fixed_sigma(config, sigma):
-    """The config with its noise fixed at ``sigma`` (0-255 scale) instead of a range: a
-    fixed-σ specialisation of a noise-level-conditioned model keeps its σ input."""
-    data = {k: v for k, v in config["data"].items() if k != "sigma_range"}
-    return {**config, "data": {**data, "sigma": float(sigma)}}
+def with_sigma(config, sigma):
+    """The config with its noise replaced (0-255 scale): one number fixes σ (a fixed-σ
+    specialisation of a noise-level-conditioned model keeps its σ input), two ``[low,
+    high]`` draw it uniformly from that range per patch."""
+    values = [float(s) for s in np.atleast_1d(sigma)]
+    data = {k: v for k, v in config["data"].items() if k not in ("sigma", "sigma_range")}
+    if len(values) == 1 and values[0] > 0:
+        return {**config, "data": {**data, "sigma": values[0]}}
+    if len(values) == 2 and 0 <= values[0] < values[1]:
+        return {**config, "data": {**data, "sigma_range": values}}
+    raise ValueError(f"sigma must be one level > 0 or a range LOW HIGH with 0 <= LOW < HIGH, got {sigma!r}")
 
 
 def load_pack(path, scale=None, sigma=None):
@@ -55,8 +61,8 @@ def load_pack(path, scale=None, sigma=None):
     ``scale`` / ``sigma`` override the config's depth scale / noise."""
     pack = np.load(path)
     config = json.loads(str(pack["config"]))
-    if sigma:
-        config = with_fixed_sigma(config, sigma)
+    if sigma is not None:
+        config = with_sigma(config, sigma)
     weights = {k[len("weight:"):]: pack[k] for k in pack.files if k.startswith("weight:")}
     count = sum(k.startswith("image_") for k in pack.files)
     task = config["data"].get("task", "denoise")
@@ -373,7 +379,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=float,
                         help="fraction of --seconds over which the rate rises linearly from 0")
     parser.add_argument("--scale", type=int)
-    parser.add_argument("--sigma", type=float, help="train at this fixed noise level (0-255)")
+    parser.add_argument("--sigma", type=float, nargs="+", metavar="SIGMA",
+                        help="train at this fixed noise level, or with σ drawn per patch from "
+                             "LOW HIGH (0-255), instead of the config's noise")
     parser.add_argument("--loss", choices=LOSSES,
                         help="l1 (the paper's, default) or l2 (mean squared error, for a PSNR fine-tune)")
     parser.add_argument("--seed", type=int)

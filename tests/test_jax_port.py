@@ -139,10 +139,10 @@ def test_convert_refuses_mismatched_weights(tmp_path):
         convert.load_into(DeepAM(stages=1, channels=1), weights)
 
 
-def test_sampler_noise_follows_the_fixed_sigma_override():
+def test_sampler_noise_follows_the_sigma_override():
     config = {"model": {"noise_level_input": True},
               "data": {"sigma_range": [0, 55], "patch_size": 16}}
-    fixed = jax_train.with_fixed_sigma(config, 25)
+    fixed = jax_train.with_sigma(config, [25])
     assert "sigma_range" not in fixed["data"] and "sigma_range" in config["data"]
     rng = np.random.default_rng(0)
     clean = rng.uniform(0.3, 0.7, (2, 40, 40, 1)).astype(np.float32)
@@ -153,6 +153,18 @@ def test_sampler_noise_follows_the_fixed_sigma_override():
     assert abs(residual.std() * 255 - 25) < 0.5
     ranged, _ = jax_train.make_sampler(images, config, 16, 64)(jax.random.PRNGKey(0))
     assert np.ptp(np.asarray(ranged["noise_level"])) > 0.05
+    # Two numbers: σ drawn per patch from that range, and the noise has each patch's σ.
+    wider = jax_train.with_sigma(fixed, [40, 65])
+    assert wider["data"]["sigma_range"] == [40.0, 65.0] and "sigma" not in wider["data"]
+    inputs, target = jax_train.make_sampler(images, wider, 16, 256)(jax.random.PRNGKey(1))
+    levels = np.asarray(inputs["noise_level"])[:, 0] * 255
+    assert levels.min() >= 40 and levels.max() <= 65 and np.ptp(levels) > 20
+    per_patch = np.asarray(inputs["image"] - target).std(axis=(1, 2, 3)) * 255
+    ratio = per_patch / levels  # a 16x16 patch's std is within about 4% of its σ
+    assert abs(ratio.mean() - 1) < 0.01 and np.abs(ratio - 1).max() < 0.2
+    for bad in ([0], [50, 40], [1, 2, 3], [-5, 10]):
+        with pytest.raises(ValueError, match="sigma must be"):
+            jax_train.with_sigma(config, bad)
 
 
 def test_training_losses_are_mean_absolute_and_mean_squared_error():
