@@ -6,7 +6,9 @@
 ``--batch-norm`` recomputes the batch-norm statistics for the weights on training
 patches of the run's config (``deepam_tf.train.recompute_batch_norm``; needs the data
 folder, ``DEEPAM_DATA``): for a moving average or a mean of runs, whose averaged
-statistics belong to no single set of weights.
+statistics belong to no single set of weights. It refuses a run trained with
+``--freeze-batch-norm`` (or an average holding one): that run's statistics are its
+starting model's, which its weights were fitted to, and its config may hold one σ only.
 
 Every Keras weight must be found by path with the same shape, and no trained weight
 may be left over: a mismatch is an error, never a partial load.
@@ -43,12 +45,21 @@ def load_into(model, weights):
     return model
 
 
+def froze_batch_norm(log):
+    """Whether a ``train.py`` output (or any run of an average) kept batch norm frozen."""
+    runs = (log or {}).get("average_of", [log or {}])
+    return any(run.get("recipe", {}).get("freeze_batch_norm") for run in runs)
+
+
 def convert(path, output, batch_norm=False):
     from deepam_tf import train
 
     config, weights, log = weights_of(path)
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; not overwritten")
+    if batch_norm and froze_batch_norm(log):
+        raise ValueError(f"{path} was trained with its batch norm frozen: its statistics are "
+                         "the ones its weights were fitted to; convert it without --batch-norm")
     model = load_into(train.build_model(config), weights)
     if batch_norm:
         train.recompute_batch_norm(model, train.batch_norm_batches(config))

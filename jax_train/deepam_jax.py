@@ -10,6 +10,7 @@ This module imports JAX and numpy only: it must run where TensorFlow is not inst
 """
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -220,6 +221,11 @@ def forward(params, stats, inputs, options, training=False, compute_dtype=jnp.fl
         ).astype(jnp.float32) + o["gamma_floor"]
         u = reconstruct(image, v, gamma)
     return u, updates
+
+
+def is_batch_norm(path):
+    """Whether a weight path is a batch-norm layer's (scale, offset or statistics)."""
+    return re.search(r"/bn\d+/", path) is not None
 
 
 def split_weights(weights):

@@ -170,7 +170,7 @@ def learning_rate_at(fraction, peak, final_fraction=0.01, warmup=0.0):
 
 
 RECIPE = ("seconds", "batch_size", "patch_size", "learning_rate", "final_fraction", "scale",
-          "seed", "init", "sigma", "loss", "warmup", "pcg_iterations", "ema")
+          "seed", "init", "sigma", "loss", "warmup", "pcg_iterations", "ema", "freeze_batch_norm")
 
 
 def ema_path(output):
@@ -185,15 +185,17 @@ def ema_decay(ema, updates):
 
 def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_rate=1e-3,
           final_fraction=0.01, scale=None, seed=0, save_every=60.0, log_every=100, init=None,
-          sigma=None, loss="l1", warmup=0.0, pcg_iterations=None, ema=None, stop_after=None,
-          clock=time.time):
+          sigma=None, loss="l1", warmup=0.0, pcg_iterations=None, ema=None,
+          freeze_batch_norm=None, stop_after=None, clock=time.time):
     """Trains for one schedule of ``seconds`` (warmup, then cosine decay). ``stop_after``
     ends this call earlier; the output then holds the whole training state (Adam moments,
     random key, schedule position) and ``resume`` runs the rest of the same schedule.
     ``pcg_iterations``: solve with exactly this many unrolled PCG steps instead of the
     model's while loop to its tolerance (fewer kernel launches and no per-iteration
     readback on a GPU). ``ema``: the decay of a moving average of the weights, written
-    to :func:`ema_path` of the output."""
+    to :func:`ema_path` of the output. ``freeze_batch_norm``: batch norm in inference
+    mode with its scale, offset and statistics fixed, as ``deepam train``'s option of
+    that name (for fine-tunes on narrower data than the model's, e.g. one σ)."""
     if ema is not None and not 0.0 < ema < 1.0:
         raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
     if pcg_iterations is not None and (not isinstance(pcg_iterations, int) or pcg_iterations < 1):
@@ -201,7 +203,8 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     recipe = dict(seconds=float(seconds), batch_size=batch_size, patch_size=patch_size,
                   learning_rate=learning_rate, final_fraction=final_fraction, scale=scale,
                   seed=seed, init=os.path.basename(init) if init else None, sigma=sigma,
-                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations, ema=ema)
+                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations, ema=ema,
+                  freeze_batch_norm=bool(freeze_batch_norm) or None)
     # An unknown loss or a bad warmup fails before the pack is read.
     _loss_function(loss)
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
@@ -268,13 +271,17 @@ def _run(config, images, recipe, state, output, stop_after, save_every, log_ever
             mu={k: jnp.asarray(adam["adam_mu"][k]) for k in params},
             nu={k: jnp.asarray(adam["adam_nu"][k]) for k in params})
 
+    frozen = bool(recipe.get("freeze_batch_norm"))  # recipes saved before this option have none
+
     def loss_fn(params, stats, inputs, target):
-        u, updates = deepam_jax.forward(params, stats, inputs, options, training=True)
+        u, updates = deepam_jax.forward(params, stats, inputs, options, training=not frozen)
         return loss_of_error(u - target), updates
 
     def step(params, stats, opt_state, key, rate):
         inputs, target = sample(key)
         (value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, inputs, target)
+        if frozen:
+            grads = {k: jnp.zeros_like(g) if deepam_jax.is_batch_norm(k) else g for k, g in grads.items()}
         direction, opt_state = optimizer.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(lambda p, d: p - rate * d, params, direction)
         return params, dict(stats, **updates), opt_state, value
@@ -391,6 +398,9 @@ def main(argv=None):
     parser.add_argument("--ema", type=float,
                         help="also write a moving average of the weights with this decay "
                              "(e.g. 0.999) to OUTPUT's stem + .ema.npz")
+    parser.add_argument("--freeze-batch-norm", action="store_true", default=None,
+                        help="batch norm in inference mode, its scale, offset and statistics fixed "
+                             "(fine-tunes on narrower data, e.g. one --sigma)")
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--init", help="start from this train.py output's weights")

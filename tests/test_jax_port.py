@@ -342,6 +342,33 @@ def test_a_moving_average_of_the_weights_survives_a_resume_and_converts(tmp_path
             np.testing.assert_allclose(averaged[k], 0.1 * start[k] + 0.9 * stepped[k], rtol=1e-6, atol=1e-7)
 
 
+def test_frozen_batch_norm_stays_fixed_while_the_convolutions_train(tmp_path):
+    pack = str(tmp_path / "pack.npz")
+    _tiny_pack(pack)
+    recipe = dict(seconds=4, batch_size=2, patch_size=8, learning_rate=1e-2, save_every=1e9)
+    runs = {}
+    for frozen in (False, True):
+        out = str(tmp_path / f"frozen{frozen}.npz")
+        assert jax_train.train(pack, out, clock=_ticks(), freeze_batch_norm=frozen, **recipe)
+        runs[frozen] = np.load(out)
+    start = np.load(pack)
+    weights = [k for k in start.files if k.startswith("weight:")]
+    norms = {k for k in weights if deepam_jax.is_batch_norm(k)}
+    assert len(norms) == 4 * 9  # gamma, beta, moving mean and variance of bn1..bn9
+    for frozen, run in runs.items():
+        moved = {k for k in weights if not np.array_equal(run[k], start[k])}
+        assert moved - norms, frozen  # the convolutions train either way
+        assert (moved & norms == set()) == frozen  # batch norm moves only when not frozen
+    assert json.loads(str(runs[True]["log"]))["recipe"]["freeze_batch_norm"] is True
+    # Recomputing the statistics would undo the freeze: refused, for the run and its averages.
+    average.main([str(tmp_path / "mean.npz"), str(tmp_path / "frozenFalse.npz"), str(tmp_path / "frozenTrue.npz")])
+    for name in ("frozenTrue.npz", "mean.npz"):
+        with pytest.raises(ValueError, match="batch norm frozen"):
+            convert.convert(str(tmp_path / name), str(tmp_path / "x.keras"), batch_norm=True)
+    assert not (tmp_path / "x.keras").exists()
+    convert.convert(str(tmp_path / "frozenTrue.npz"), str(tmp_path / "x.keras"))
+
+
 def test_the_moving_average_decay_follows_tensorflows_num_updates_rule():
     assert jax_train.ema_decay(0.999, 0) == pytest.approx(0.1)
     assert jax_train.ema_decay(0.999, 8) == pytest.approx(0.5)

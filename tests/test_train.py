@@ -131,12 +131,40 @@ def test_init_starts_from_saved_weights_and_refuses_other_architectures(tmp_path
         train.build_model(other)
 
 
+def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains(tmp_path):
+    import keras
+
+    config = _config(tmp_path)
+    source = train.build_model(config)
+    rng = np.random.default_rng(3)
+    for variable in source.weights:  # statistics and scales far from a fresh layer's
+        variable.assign(rng.uniform(0.5, 1.5, variable.shape) if "variance" in variable.path
+                        else rng.normal(0.0, 0.3, variable.shape))
+    path = str(tmp_path / "source.keras")
+    source.save(path)
+    config = {**config, "init": path, "freeze_batch_norm": True, "epochs": 1}
+    model = train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    norms = {w.path for layer in train.batch_norm_layers(model) for w in layer.weights}
+    assert len(norms) == 4 * (config["model"]["depth"] - 1)
+    changed = set()
+    for before, after in zip(source.weights, model.weights):
+        if not np.array_equal(keras.ops.convert_to_numpy(before), keras.ops.convert_to_numpy(after)):
+            changed.add(after.path)
+    assert changed and not changed & norms  # the convolutions moved, batch norm did not
+    saved = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    for a, b in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    inputs = {"image": np.full((2, 16, 16, 1), 0.5, np.float32), "noise_level": np.full((2, 1), 0.1, np.float32)}
+    np.testing.assert_array_equal(model(inputs, training=True), model(inputs, training=False))
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
         (lambda c: c["optimizer"].update(learing_rate=1e-3), "unknown key.*learing_rate"),
         (lambda c: c.pop("epochs"), "lacks epochs"),
         (lambda c: c["optimizer"].update(ema=1.0), r"ema must be a decay in \(0, 1\)"),
+        (lambda c: c.update(freeze_batch_norm="yes"), "freeze_batch_norm must be true or false"),
         (lambda c: c.update(steps_per_epoch=0), "steps_per_epoch must be a positive integer"),
         (lambda c: c["data"].update(batch_size=2.5), "batch_size must be a positive integer"),
         (lambda c: c["data"].update(sigma=25), "one of sigma, sigma_range"),
