@@ -87,10 +87,10 @@ named denoise_blind_restart_top_unrolled denoise.npz --warmup 0.05 \
 named denoise_blind_restart_max_unrolled denoise.npz --warmup 0.05 \
     --batch-size 512 --patch-size 32 --learning-rate 2e-3 --pcg-iterations 8 --ema 0.999
 # The 1e-3 unrolled restart with σ drawn from [0, 65] instead of the config's [0, 55]: the
-# largest gap to the paper is at σ=50, the top edge of the blind model's range, where a
-# patch has noisier neighbours on one side only (FFDNet, trained to 75, does better at 50
-# than DnCNN-B, trained to 55). Compare it at σ=5 too: the wider range must not cost the
-# low levels.
+# largest gap to the paper is at σ=50, near the top of the blind model's range (FFDNet,
+# trained to 75, does better at 50 than DnCNN-B, trained to 55). The CPU shows no cliff
+# at 55 (jax_train/README.md), so this tests whether the top of a range is learnt less
+# well. Compare it at σ=5 too: the wider range must not cost the low levels.
 named denoise_blind_restart_top_unrolled_s65 denoise.npz --warmup 0.05 --sigma 0 65 \
     --batch-size 512 --patch-size 32 --learning-rate 1e-3 --pcg-iterations 8 --ema 0.999
 for s in 15 25 50; do
