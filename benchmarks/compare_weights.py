@@ -1,12 +1,14 @@
 """Candidate weights of one denoiser side by side, on held-out training images.
 
     python benchmarks/compare_weights.py denoise_blind checkpoints/denoise_ema/model_ema.keras
+    python benchmarks/compare_weights.py denoise_blind --bm3d --limit 20 --sigmas 10 20 30 40 50 55 60 65
 
 Picks a validation subset of a set (default: 40 train400 images, every 10th from the
 6th, so no test image chooses between weights), adds the evaluation protocol's noise
 (its own seed, 7, so these noisy images are not the benchmark's), runs every model in
 float32 on the same noisy images, and prints mean PSNR per σ to 3 decimals with each
-model's difference to the first one.
+model's difference to the first one. ``--bm3d`` adds BM3D on the same noisy images as a
+last row (its difference is minus the first model's lead over it).
 """
 
 import argparse
@@ -28,6 +30,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=40, help="at most this many images")
     parser.add_argument("--seed", type=int, default=7, help="noise seed (the protocol's default_rng([seed, index]))")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
+    parser.add_argument("--bm3d", action="store_true", help="add BM3D on the same noisy images")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
 
@@ -47,15 +50,21 @@ def main(argv=None):
     clean = [read_gray(path) for path in paths]
     print(f"{args.set}: {len(paths)} images (every {args.every}th from index {args.first}), "
           f"noise seed {args.seed}; protocol: {PROTOCOL}")
-    means = np.zeros((len(models), len(args.sigmas)))
+    restorers = [model_restore_fn(model) for model in models]
+    names = list(args.models)
+    if args.bm3d:
+        from denoise import bm3d_restore
+
+        restorers.append(bm3d_restore)
+        names.append("BM3D")
+    means = np.zeros((len(restorers), len(args.sigmas)))
     for j, sigma in enumerate(args.sigmas):
         noisy = [noisy_version(c, sigma, args.seed, i) for i, c in enumerate(clean)]
-        for i, model in enumerate(models):
-            restore = model_restore_fn(model)
+        for i, restore in enumerate(restorers):
             means[i, j] = np.mean([psnr(c, np.clip(restore(n, sigma), 0, 1)) for c, n in zip(clean, noisy)])
     header = ["weights"] + [f"σ={s:g}" for s in args.sigmas] + [f"Δ σ={s:g}" for s in args.sigmas]
     rows = [[name] + [f"{m:.3f}" for m in means[i]] + [f"{d:+.3f}" for d in means[i] - means[0]]
-            for i, name in enumerate(args.models)]
+            for i, name in enumerate(names)]
     print(markdown_table(header, rows))
 
 

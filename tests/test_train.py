@@ -47,6 +47,8 @@ def test_configs_in_repo_build():
         assert train.build_model(config).guidance_channels == guidance
         assert isinstance(train.degradation_for(config),
                           train.data.DepthDownsampling if guidance == 3 else train.data.GaussianNoise)
+    frozen = train.build_model(train.load_config(os.path.join(root, "finetune_sigma50_frozen.json")))
+    assert not any(layer.trainable for layer in train.batch_norm_layers(frozen))
     paper = train.load_config(os.path.join(root, "paper.json"))
     assert paper["epochs"] * paper["steps_per_epoch"] * paper["data"]["batch_size"] >= 20 * 1e5
     assert type(train.build_optimizer(paper)).__name__ == "SGD"
