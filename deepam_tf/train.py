@@ -15,11 +15,11 @@ A config is a JSON file (see ``configs/``)::
 architecture instead of a fresh initialisation (a fine-tuning run). ``optimizer.ema``
 (optional, a decay in (0, 1)) keeps an exponential moving average of the trainable
 weights in the optimizer (Keras' ``use_ema``; backed up and resumed with it).
-``freeze_batch_norm`` (optional, ``true``) runs every batch-norm layer in inference
+``"model": {"freeze_batch_norm": true, ...}`` runs every batch-norm layer in inference
 mode with its scale, offset and statistics fixed: fine-tune a model this way on data
 narrower than it was trained on (one σ, say), where the moving statistics would drift to
 that data's (README, model card: fine-tuning the blind denoiser on σ=50 alone loses
-0.57 dB in 500 steps with them, nothing with them frozen).
+0.57 dB in 500 steps with them, nothing with them frozen). The saved models keep it.
 
 ``output_dir`` receives ``model.keras`` (after every epoch; with ``ema``, also
 ``model_ema.keras``, the same model with the averaged weights and batch-norm statistics
@@ -42,7 +42,7 @@ from deepam_tf.models import DeepAM
 # Per section: (required keys, optional keys). The model section takes DeepAM's arguments.
 CONFIG_KEYS = {
     "config": ({"model", "data", "epochs", "steps_per_epoch", "optimizer"},
-               {"description", "l2", "backup_every_steps", "init", "freeze_batch_norm"}),
+               {"description", "l2", "backup_every_steps", "init"}),
     "data": (set(), {"task", "train", "channels", "patch_size", "batch_size", "sigma",
                      "sigma_range", "seed", "scale"}),
     "optimizer": ({"name", "learning_rate"},
@@ -95,8 +95,6 @@ def check_config(config):
     positive(config["epochs"], "epochs", int)
     positive(config["steps_per_epoch"], "steps_per_epoch", int)
     positive(config["optimizer"]["learning_rate"], "optimizer learning_rate")
-    if not isinstance(config.get("freeze_batch_norm", False), bool):
-        raise ValueError(f"config freeze_batch_norm must be true or false, got {config['freeze_batch_norm']!r}")
     ema = config["optimizer"].get("ema")
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
                             or not 0 < ema < 1):
@@ -127,7 +125,7 @@ def check_config(config):
 
 def build_model(config):
     """The DeepAM of a config, with the config's coupled L2 on every kernel, started
-    from ``init`` and with its batch-norm layers frozen where the config says."""
+    from ``init``."""
     kwargs = dict(config["model"])
     if config.get("l2"):
         # Coupled L2 as in the paper: the loss gets l2/2 ‖w‖², i.e. weight decay l2 on the
@@ -136,9 +134,6 @@ def build_model(config):
     model = DeepAM(**kwargs)
     if config.get("init"):
         load_initial_weights(model, config["init"])
-    if config.get("freeze_batch_norm"):
-        for layer in batch_norm_layers(model):
-            layer.trainable = False  # Keras 3: inference mode, in training too
     return model
 
 
@@ -267,24 +262,12 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def batch_norm_layers(model):
-    """Every batch-norm layer of ``model``: its own, and those its layers hold in a
-    ``norms`` list (:class:`deepam_tf.layers.AggregationNetwork`)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        found.extend(norm for norm in getattr(layer, "norms", ())
-                     if isinstance(norm, keras.layers.BatchNormalization))
-    return found
-
-
 def recompute_batch_norm(model, batches):
     """Sets every batch-norm layer's moving mean and variance to the mean of its batch
     statistics over ``batches`` (``(inputs, targets)`` pairs), as stochastic weight
     averaging does for averaged weights: the moving statistics of the run that was
     averaged belong to its last weights, not to the average."""
-    layers = [layer for layer in batch_norm_layers(model) if layer.trainable]  # frozen ones keep theirs
+    layers = [layer for layer in model.batch_norm_layers() if layer.trainable]  # frozen ones keep theirs
     momenta = [layer.momentum for layer in layers]
     try:
         for count, (inputs, _) in enumerate(batches):
@@ -319,7 +302,7 @@ class SaveAverage(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         variables = self.model.trainable_variables + [
-            v for layer in batch_norm_layers(self.model) for v in layer.non_trainable_variables]
+            v for layer in self.model.batch_norm_layers() for v in layer.non_trainable_variables]
         trained = [v.numpy() for v in variables]
         self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
         recompute_batch_norm(self.model, self.batches)
@@ -380,7 +363,7 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
     ]
     if "ema" in config["optimizer"]:
-        batches = [] if config.get("freeze_batch_norm") else batch_norm_batches(config, data_root)
+        batches = [] if model.freeze_batch_norm else batch_norm_batches(config, data_root)
         callbacks.insert(2, SaveAverage(os.path.join(output_dir, "model_ema.keras"), batches))
     model.fit(
         dataset,

@@ -66,6 +66,22 @@ def test_config_round_trip():
     assert clone.count_params() == model.count_params()
 
 
+def test_frozen_batch_norm_is_kept_by_the_config():
+    model = _small(freeze_batch_norm=True)
+    norms = model.batch_norm_layers()
+    assert norms and not any(layer.trainable for layer in norms)
+    clone = DeepAM.from_config(model.get_config())
+    assert clone.freeze_batch_norm and len(clone.trainable_weights) == len(model.trainable_weights)
+    by_hand = _small()
+    for layer in by_hand.batch_norm_layers():
+        layer.trainable = False
+    assert {**by_hand.get_config(), "name": None} == {**model.get_config(), "name": None}
+    by_hand.batch_norm_layers()[0].trainable = True  # partly frozen: not restored as frozen
+    assert by_hand.get_config()["freeze_batch_norm"] is False
+    with pytest.raises(ValueError, match="freeze_batch_norm must be true or false"):
+        _small(freeze_batch_norm="yes")
+
+
 def test_guidance_is_used():
     model = _small(guidance_channels=1, residual_gradients=False)
     x = np.random.rand(1, 16, 16, 1).astype("float32")

@@ -239,10 +239,8 @@ def test_convert_can_recompute_the_batch_norm_statistics_of_an_average(tmp_path,
             recomputed += not np.allclose(value, expected)
         else:
             np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-7)
-    from deepam_tf.train import batch_norm_layers
-
     statistics = [w for w in soup.weights if w.path.endswith(("moving_mean", "moving_variance"))]
-    assert recomputed == len(statistics) == 2 * len(batch_norm_layers(soup)) > 0
+    assert recomputed == len(statistics) == 2 * len(soup.batch_norm_layers()) > 0
 
 
 def test_average_refuses_runs_of_other_models(tmp_path):

@@ -48,7 +48,7 @@ def test_configs_in_repo_build():
         assert isinstance(train.degradation_for(config),
                           train.data.DepthDownsampling if guidance == 3 else train.data.GaussianNoise)
     frozen = train.build_model(train.load_config(os.path.join(root, "finetune_sigma50_frozen.json")))
-    assert not any(layer.trainable for layer in train.batch_norm_layers(frozen))
+    assert not any(layer.trainable for layer in frozen.batch_norm_layers())
     paper = train.load_config(os.path.join(root, "paper.json"))
     assert paper["epochs"] * paper["steps_per_epoch"] * paper["data"]["batch_size"] >= 20 * 1e5
     assert type(train.build_optimizer(paper)).__name__ == "SGD"
@@ -144,9 +144,9 @@ def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains(tmp_path):
                         else rng.normal(0.0, 0.3, variable.shape))
     path = str(tmp_path / "source.keras")
     source.save(path)
-    config = {**config, "init": path, "freeze_batch_norm": True, "epochs": 1}
+    config = {**config, "init": path, "epochs": 1, "model": {**config["model"], "freeze_batch_norm": True}}
     model = train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
-    norms = {w.path for layer in train.batch_norm_layers(model) for w in layer.weights}
+    norms = {w.path for layer in model.batch_norm_layers() for w in layer.weights}
     assert len(norms) == 4 * (config["model"]["depth"] - 1)
     changed = set()
     for before, after in zip(source.weights, model.weights):
@@ -156,6 +156,8 @@ def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains(tmp_path):
     saved = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
     for a, b in zip(saved.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    assert saved.freeze_batch_norm and not source.freeze_batch_norm  # reloaded frozen
+    assert len(saved.trainable_weights) == len(model.trainable_weights) < len(source.trainable_weights)
     inputs = {"image": np.full((2, 16, 16, 1), 0.5, np.float32), "noise_level": np.full((2, 1), 0.1, np.float32)}
     np.testing.assert_array_equal(model(inputs, training=True), model(inputs, training=False))
 
@@ -166,7 +168,7 @@ def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains(tmp_path):
         (lambda c: c["optimizer"].update(learing_rate=1e-3), "unknown key.*learing_rate"),
         (lambda c: c.pop("epochs"), "lacks epochs"),
         (lambda c: c["optimizer"].update(ema=1.0), r"ema must be a decay in \(0, 1\)"),
-        (lambda c: c.update(freeze_batch_norm="yes"), "freeze_batch_norm must be true or false"),
+        (lambda c: c["model"].update(freeze_batch_norm="yes"), "freeze_batch_norm must be true or false"),
         (lambda c: c.update(steps_per_epoch=0), "steps_per_epoch must be a positive integer"),
         (lambda c: c["data"].update(batch_size=2.5), "batch_size must be a positive integer"),
         (lambda c: c["data"].update(sigma=25), "one of sigma, sigma_range"),
@@ -251,7 +253,7 @@ def test_moving_average_of_the_weights_is_saved_beside_the_trained_ones(tmp_path
         np.testing.assert_array_equal(t, w)
     assert any(not np.allclose(t, a) for t, a in zip(_trainable(trained), average))
     statistics = [(layer.moving_mean.numpy(), layer.moving_variance.numpy())
-                  for m in (trained, saved) for layer in train.batch_norm_layers(m)]
+                  for m in (trained, saved) for layer in m.batch_norm_layers()]
     half = len(statistics) // 2
     assert all(not np.allclose(t[0], s[0]) for t, s in zip(statistics[:half], statistics[half:]))
 
@@ -268,7 +270,7 @@ def test_batch_norm_statistics_recomputed_are_the_batches_own(tmp_path):
     inputs = {"image": noisy, "noise_level": tf.fill((4, 1), 0.1)}
     before = model(inputs, training=False)
     train.recompute_batch_norm(model, [(inputs, None)] * 3)
-    assert {layer.momentum for layer in train.batch_norm_layers(model)} == {0.99}
+    assert {layer.momentum for layer in model.batch_norm_layers()} == {0.99}
     after = model(inputs, training=False)
     # Inference now normalises by the batch's own statistics, as training mode does.
     np.testing.assert_allclose(after, model(inputs, training=True), atol=1e-5)

@@ -40,6 +40,11 @@ class DeepAM(keras.Model):
         iterations, tolerance, preconditioner, unrolled: see :class:`Reconstruction`.
         kernel_regularizer: applied to every convolution kernel (e.g. ``L2(2.5e-4)``
             for the paper's weight decay 5e-4).
+        freeze_batch_norm: bool. Make every batch-norm layer non-trainable: it then runs
+            in inference mode, in training too, with its scale, offset and statistics
+            fixed (for fine-tuning on data narrower than the model was trained on).
+            ``get_config`` reports whether they are all frozen, so a saved model
+            reloads as it was.
         dtype: Keras dtype policy of the networks (default: the global policy), e.g.
             ``"mixed_bfloat16"``: bfloat16 convolutions with float32 weights. The
             reconstruction always solves in float32, and the output is float32.
@@ -76,9 +81,12 @@ class DeepAM(keras.Model):
         preconditioner=reconstruct_ops.DEFAULT_PRECONDITIONER,
         unrolled=False,
         kernel_regularizer=None,
+        freeze_batch_norm=False,
         dtype=None,
         **kwargs,
     ):
+        if not isinstance(freeze_batch_norm, bool):
+            raise ValueError(f"freeze_batch_norm must be true or false, got {freeze_batch_norm!r}")
         if stages < 1 or channels < 1 or guidance_channels < 0:
             raise ValueError(
                 f"need stages >= 1, channels >= 1, guidance_channels >= 0; got "
@@ -149,6 +157,25 @@ class DeepAM(keras.Model):
         self.unrolled = unrolled
         self.kernel_regularizer = kernel_regularizer
         self.policy = policy
+        for layer in self.batch_norm_layers() if freeze_batch_norm else ():
+            layer.trainable = False  # Keras 3: inference mode, in training too
+
+    @property
+    def freeze_batch_norm(self):
+        """Whether every batch-norm layer is frozen (non-trainable)."""
+        norms = self.batch_norm_layers()
+        return bool(norms) and not any(layer.trainable for layer in norms)
+
+    def batch_norm_layers(self):
+        """Every batch-norm layer: the model's own, and those its layers hold in a
+        ``norms`` list (:class:`deepam_tf.layers.AggregationNetwork`)."""
+        found = []
+        for layer in self.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                found.append(layer)
+            found.extend(norm for norm in getattr(layer, "norms", ())
+                         if isinstance(norm, keras.layers.BatchNormalization))
+        return found
 
     def input_names(self):
         """The input keys this model expects, in order: "image", then "guidance" and
@@ -262,6 +289,7 @@ class DeepAM(keras.Model):
             "preconditioner": self.preconditioner,
             "unrolled": self.unrolled,
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "freeze_batch_norm": self.freeze_batch_norm,
             "dtype": self.policy.name,
         }
 

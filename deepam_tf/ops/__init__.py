@@ -4,7 +4,6 @@ from deepam_tf.ops import pcg
 from deepam_tf.ops.differences import (
     gradient,
     gradient_adjoint,
-    neighbour_count,
     neumann_laplacian,
 )
 from deepam_tf.ops.pcg import PRECONDITIONERS
@@ -14,7 +13,6 @@ __all__ = [
     "PRECONDITIONERS",
     "gradient",
     "gradient_adjoint",
-    "neighbour_count",
     "neumann_laplacian",
     "pcg",
     "reconstruct",

@@ -84,12 +84,6 @@ def neighbour_counts(u):
     return along(1), along(2)
 
 
-def neighbour_count(u):
-    """Diagonal of ``DᵀD`` in ``u``'s shape: the number of 4-neighbours of each pixel."""
-    rows, columns = neighbour_counts(u)
-    return tf.zeros_like(u) + rows + columns
-
-
 def neumann_laplacian_eigenvalues_1d(n, dtype):
     """Eigenvalues ``2 - 2 cos(pi k / n)`` of the 1-D Neumann Laplacian of size ``n``,
     whose eigenvectors are the DCT-II basis."""
