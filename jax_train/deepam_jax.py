@@ -29,7 +29,8 @@ MODEL_DEFAULTS = dict(
 def model_options(config_model):
     """DeepAM constructor kwargs (a config's "model" section) with defaults filled in."""
     options = dict(MODEL_DEFAULTS)
-    unknown = set(config_model) - set(options) - {"initial_gamma", "preconditioner"}
+    # Not architecture: initial_gamma (the initialisation), freeze_batch_norm (train.py's recipe).
+    unknown = set(config_model) - set(options) - {"initial_gamma", "preconditioner", "freeze_batch_norm"}
     if unknown:
         raise ValueError(f"the JAX port does not support model options {sorted(unknown)}")
     if config_model.get("preconditioner", "dct") != "dct":

@@ -195,7 +195,8 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     readback on a GPU). ``ema``: the decay of a moving average of the weights, written
     to :func:`ema_path` of the output. ``freeze_batch_norm``: batch norm in inference
     mode with its scale, offset and statistics fixed, as ``deepam train``'s option of
-    that name (for fine-tunes on narrower data than the model's, e.g. one σ)."""
+    that name (for fine-tunes on narrower data than the model's, e.g. one σ); a packed
+    config whose model says ``"freeze_batch_norm": true`` sets it too."""
     if ema is not None and not 0.0 < ema < 1.0:
         raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
     if pcg_iterations is not None and (not isinstance(pcg_iterations, int) or pcg_iterations < 1):
@@ -210,6 +211,8 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
     config, weights, images = load_pack(pack_path, scale, sigma)
     recipe["patch_size"] = patch_size or config["data"].get("patch_size", 32)
+    if config["model"].get("freeze_batch_norm"):
+        recipe["freeze_batch_norm"] = True
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
         _, start, _ = weights_of(init)

@@ -254,12 +254,12 @@ def test_average_refuses_runs_of_other_models(tmp_path):
         average.average([str(tmp_path / "one.npz")])
 
 
-def _tiny_pack(path):
+def _tiny_pack(path, **model_options):
     model = DeepAM(stages=1, channels=1)
     model(np.zeros((1, 8, 8, 1), np.float32))
     arrays = {"weight:" + w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
-    arrays["config"] = np.array('{"model": {"stages": 1, "channels": 1}, '
-                                '"data": {"sigma": 25, "patch_size": 8}}')
+    arrays["config"] = np.array(json.dumps({"model": {"stages": 1, "channels": 1, **model_options},
+                                            "data": {"sigma": 25, "patch_size": 8}}))
     rng = np.random.default_rng(0)
     for i in range(2):
         arrays[f"image_{i}"] = rng.integers(0, 256, (12, 12, 1), dtype=np.uint8)
@@ -349,15 +349,22 @@ def test_frozen_batch_norm_stays_fixed_while_the_convolutions_train(tmp_path):
         out = str(tmp_path / f"frozen{frozen}.npz")
         assert jax_train.train(pack, out, clock=_ticks(), freeze_batch_norm=frozen, **recipe)
         runs[frozen] = np.load(out)
+    # A packed config whose model is frozen (deepam train's way) trains frozen too.
+    frozen_pack = str(tmp_path / "frozen_pack.npz")
+    _tiny_pack(frozen_pack, freeze_batch_norm=True)
+    assert jax_train.train(frozen_pack, str(tmp_path / "by_config.npz"), clock=_ticks(), **recipe)
+    runs["by_config"] = np.load(tmp_path / "by_config.npz")
     start = np.load(pack)
     weights = [k for k in start.files if k.startswith("weight:")]
     norms = {k for k in weights if deepam_jax.is_batch_norm(k)}
     assert len(norms) == 4 * 9  # gamma, beta, moving mean and variance of bn1..bn9
     for frozen, run in runs.items():
-        moved = {k for k in weights if not np.array_equal(run[k], start[k])}
+        began = np.load(frozen_pack if frozen == "by_config" else pack)
+        moved = {k for k in weights if not np.array_equal(run[k], began[k])}
         assert moved - norms, frozen  # the convolutions train either way
-        assert (moved & norms == set()) == frozen  # batch norm moves only when not frozen
-    assert json.loads(str(runs[True]["log"]))["recipe"]["freeze_batch_norm"] is True
+        assert (moved & norms == set()) == bool(frozen)  # batch norm moves only when not frozen
+    for frozen in (True, "by_config"):
+        assert json.loads(str(runs[frozen]["log"]))["recipe"]["freeze_batch_norm"] is True
     # Recomputing the statistics would undo the freeze: refused, for the run and its averages.
     average.main([str(tmp_path / "mean.npz"), str(tmp_path / "frozenFalse.npz"), str(tmp_path / "frozenTrue.npz")])
     for name in ("frozenTrue.npz", "mean.npz"):
