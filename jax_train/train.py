@@ -204,15 +204,13 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     recipe = dict(seconds=float(seconds), batch_size=batch_size, patch_size=patch_size,
                   learning_rate=learning_rate, final_fraction=final_fraction, scale=scale,
                   seed=seed, init=os.path.basename(init) if init else None, sigma=sigma,
-                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations, ema=ema,
-                  freeze_batch_norm=bool(freeze_batch_norm) or None)
+                  loss=loss, warmup=warmup, pcg_iterations=pcg_iterations, ema=ema)
     # An unknown loss or a bad warmup fails before the pack is read.
     _loss_function(loss)
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
     config, weights, images = load_pack(pack_path, scale, sigma)
     recipe["patch_size"] = patch_size or config["data"].get("patch_size", 32)
-    if config["model"].get("freeze_batch_norm"):
-        recipe["freeze_batch_norm"] = True
+    recipe["freeze_batch_norm"] = bool(freeze_batch_norm or config["model"].get("freeze_batch_norm")) or None
     if init:
         # Continue from an earlier run's output (same model, every weight replaced).
         _, start, _ = weights_of(init)
