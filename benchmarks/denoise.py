@@ -2,6 +2,7 @@
 
     python benchmarks/denoise.py --model denoise_blind [--sets bsd68 set12]
         [--sigmas 15 25 50] [--limit N] [--data-dir DIR] [--no-bm3d] [--self-ensemble]
+    python benchmarks/denoise.py --model 'denoise_sigma{sigma}'   # each σ's own preset
 
 Protocol: deepam_tf.evaluation.PROTOCOL (the same as the shared baselines). BM3D is the PyPI
 ``bm3d`` package, ``bm3d.bm3d(noisy, sigma_psd=σ/255)``. Times are per image, in this run.
@@ -32,7 +33,8 @@ def bm3d_restore(noisy, sigma):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
+    parser.add_argument("--model", default="denoise_blind",
+                        help="preset name or .keras file; '{sigma}' in it is replaced by each σ")
     parser.add_argument("--sets", nargs="+", default=["bsd68", "set12"])
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15, 25, 50])
     parser.add_argument("--limit", type=int, help="first N images of each set only")
@@ -41,16 +43,22 @@ def main():
     parser.add_argument("--self-ensemble", action="store_true",
                         help="DeepAM+: average over the 8 rotations and flips (8x the time)")
     args = parser.parse_args()
-    model = load_preset(args.model)
-    deepam = evaluation.model_restore_fn(model, args.self_ensemble)
+    restorers = {}
+
+    def deepam(sigma):
+        name = args.model.replace("{sigma}", f"{sigma:g}")
+        if name not in restorers:
+            restorers[name] = evaluation.model_restore_fn(load_preset(name), args.self_ensemble)
+        return restorers[name]
+
     root = data.data_dir(args.data_dir)
     rows = []
     for name in args.sets:
         folder = os.path.join(root, "denoise", name)
         for sigma in args.sigmas:
-            ours = evaluation.evaluate_restorer(deepam, folder, sigma, limit=args.limit)[-1]
+            ours = evaluation.evaluate_restorer(deepam(sigma), folder, sigma, limit=args.limit)[-1]
             row = [name, f"{sigma:g}", len(evaluation.list_images(folder)[: args.limit]),
-                   f"{ours['noisy_psnr']:.2f}", f"{ours['psnr']:.2f} / {ours['ssim']:.3f}"]
+                   f"{ours['noisy_psnr']:.2f}", f"{ours['psnr']:.3f} / {ours['ssim']:.3f}"]
             if args.no_bm3d:
                 row += ["-", "-", f"{ours['seconds']:.2f}", "-"]
             else:
@@ -59,7 +67,8 @@ def main():
                         f"{ours['psnr'] - theirs['psnr']:+.2f}", f"{ours['seconds']:.2f}",
                         f"{theirs['seconds']:.2f} ({theirs['seconds'] / ours['seconds']:.1f}x DeepAM)"]
             key = (name, int(sigma))
-            row += [PAPER.get(key, "-"), BM3D_PUBLISHED.get(key, "-")]
+            row += [f"{PAPER[key]:.2f}" if key in PAPER else "-",
+                    f"{BM3D_PUBLISHED[key]:.2f}" if key in BM3D_PUBLISHED else "-"]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
     ensemble = " with the x8 self-ensemble (DeepAM+)" if args.self_ensemble else ""

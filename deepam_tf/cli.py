@@ -97,7 +97,7 @@ def _denoise_files(args):
     for folder in {os.path.dirname(t) for _, t in pairs} - {""}:
         if args.output is None or os.path.normpath(folder) == os.path.normpath(args.output):
             os.makedirs(folder, exist_ok=True)
-    # A fixed-σ alias (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
+    # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
     model = load_for_task(args.model, "denoising", args.precision)
     failures, estimates = [], []

@@ -218,12 +218,19 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
 
 
 def given_sigma(sigma, model):
-    """``sigma`` checked, or the σ of a fixed-σ preset alias when ``sigma`` is None; None
-    when neither gives one (the caller then estimates it from the image)."""
-    if sigma is None and isinstance(model, str):
+    """``sigma`` checked, or the σ of a fixed-σ preset (``"denoise_sigma25"``) when
+    ``sigma`` is None; None when neither gives one (the caller then estimates it from the
+    image). A σ other than the one a specialised preset was trained for is logged."""
+    meta = {}
+    if isinstance(model, str):
         from deepam_tf.models import list_presets
 
-        sigma = list_presets().get(model, {}).get("sigma")
+        meta = list_presets().get(model, {})
+    if sigma is None:
+        sigma = meta.get("sigma")
+    elif "specialised_from" in meta and check_sigma(sigma) != meta["sigma"]:
+        logger.warning("%s was trained for sigma %g only, and sigma %g was given; %s serves "
+                       "any sigma", model, meta["sigma"], sigma, meta["specialised_from"])
     return None if sigma is None else check_sigma(sigma)
 
 

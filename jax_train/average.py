@@ -2,6 +2,11 @@
 Wortsman et al., ICML 2022) into one output that ``convert.py`` reads.
 
     python jax_train/average.py out/soup.npz out/run_a.npz out/run_b.npz ...
+    python jax_train/average.py out/further.npz START.npz out/run.npz --coefficients -0.5 1.5
+
+``--coefficients`` weighs the inputs instead of the plain mean: an affine combination
+(the coefficients sum to 1), e.g. a fine-tune's start (a ``pack.py`` pack holds its
+weights) and the fine-tune, to go 1.5 times as far along the fine-tune's direction.
 
 The runs must share the model config and every weight path and shape (their data may
 differ, e.g. σ ranges; the output keeps the first run's config); batch-norm statistics
@@ -19,10 +24,17 @@ import numpy as np
 from convert import weights_of
 
 
-def average(paths):
-    """``{npz key: array}`` of the weight-space mean of the ``train.py`` outputs ``paths``."""
+def average(paths, coefficients=None):
+    """``{npz key: array}`` of the weight-space mean of the ``train.py`` outputs ``paths``,
+    or their combination with ``coefficients`` (one per path, summing to 1)."""
     if len(paths) < 2:
         raise ValueError("average needs at least two train.py outputs")
+    if coefficients is None:
+        coefficients = [1.0 / len(paths)] * len(paths)
+    if len(coefficients) != len(paths):
+        raise ValueError(f"{len(coefficients)} coefficients for {len(paths)} inputs")
+    if not np.isclose(sum(coefficients), 1.0):
+        raise ValueError(f"the coefficients sum to {sum(coefficients):g}, not 1")
     runs = [weights_of(p) for p in paths]
     config, first, _ = runs[0]
     for path, (other_config, weights, _) in zip(paths[1:], runs[1:]):
@@ -33,10 +45,11 @@ def average(paths):
         for k, value in weights.items():
             if value.shape != first[k].shape:
                 raise ValueError(f"{path}: {k} has shape {value.shape}, {paths[0]} {first[k].shape}")
-    arrays = {"weight:" + k: np.mean([w[k] for _, w, _ in runs], axis=0).astype(v.dtype)
-              for k, v in first.items()}
+    arrays = {"weight:" + k: sum(c * w[k].astype(np.float64) for c, (_, w, _) in zip(coefficients, runs))
+              .astype(v.dtype) for k, v in first.items()}
     arrays["config"] = np.array(json.dumps(config))
-    members = [dict(log or {}, file=os.path.basename(p)) for p, (_, _, log) in zip(paths, runs)]
+    members = [dict(log or {}, file=os.path.basename(p), coefficient=c)
+               for p, c, (_, _, log) in zip(paths, coefficients, runs)]
     arrays["log"] = np.array(json.dumps({"average_of": members}))
     return arrays
 
@@ -45,12 +58,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output")
     parser.add_argument("inputs", nargs="+")
+    parser.add_argument("--coefficients", type=float, nargs="+",
+                        help="one weight per input, summing to 1 (default: the mean)")
     args = parser.parse_args(argv)
     if os.path.exists(args.output):
         raise FileExistsError(f"{args.output} exists; not overwritten")
-    arrays = average(args.inputs)
+    arrays = average(args.inputs, args.coefficients)
     np.savez(args.output, **arrays)
-    print(f"{args.output}: mean of {len(args.inputs)} runs, "
+    how = "mean" if args.coefficients is None else f"combination ({' '.join(f'{c:g}' for c in args.coefficients)})"
+    print(f"{args.output}: {how} of {len(args.inputs)} runs, "
           f"{sum(k.startswith('weight:') for k in arrays)} weights")
 
 

@@ -3,10 +3,12 @@
     python jax_train/convert.py out/depth_x8.npz depth_x8.keras
     python jax_train/convert.py out/run.ema.npz run_ema.keras --batch-norm
 
-``--batch-norm`` recomputes the batch-norm statistics for the weights on training
-patches of the run's config (``deepam_tf.train.recompute_batch_norm``; needs the data
-folder, ``DEEPAM_DATA``): for a moving average or a mean of runs, whose averaged
-statistics belong to no single set of weights. It refuses a run trained with
+A run trained with batch norm frozen is saved frozen (``DeepAM(freeze_batch_norm=True)``),
+so that training it further keeps its statistics. ``--batch-norm`` recomputes the
+batch-norm statistics for the weights on training patches of the run's config
+(``deepam_tf.train.recompute_batch_norm``; needs the data folder, ``DEEPAM_DATA``): for
+a moving average or a mean of runs, whose averaged statistics belong to no single set of
+weights. It refuses a run trained with
 ``--freeze-batch-norm`` (or an average holding one): that run's statistics are its
 starting model's, which its weights were fitted to, and its config may hold one σ only.
 
@@ -57,18 +59,27 @@ def convert(path, output, batch_norm=False):
     config, weights, log = weights_of(path)
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; not overwritten")
-    if batch_norm and froze_batch_norm(log):
+    frozen = froze_batch_norm(log)
+    if batch_norm and frozen:
         raise ValueError(f"{path} was trained with its batch norm frozen: its statistics are "
                          "the ones its weights were fitted to; convert it without --batch-norm")
+    if frozen:  # saved as trained: a model.fit that continues it keeps batch norm fixed
+        config = {**config, "model": {**config["model"], "freeze_batch_norm": True}}
     model = load_into(train.build_model(config), weights)
     if batch_norm:
         train.recompute_batch_norm(model, train.batch_norm_batches(config))
     model.save(output)
     if log and "average_of" in log:
-        detail = f", mean of {len(log['average_of'])} runs"
+        members = log["average_of"]
+        weights_given = [m["coefficient"] for m in members if "coefficient" in m]
+        if weights_given and not np.allclose(weights_given, 1.0 / len(members)):
+            detail = f", combination ({' '.join(f'{c:g}' for c in weights_given)}) of {len(members)} runs"
+        else:
+            detail = f", mean of {len(members)} runs"
     else:
         detail = f", {log['steps']} steps on {log['device']}" if log else ""
     recomputed = ", batch-norm statistics recomputed" if batch_norm else ""
+    recomputed += ", batch norm frozen as in training" if frozen else ""
     print(f"{output}: {len(weights)} weights{detail}{recomputed}")
     return model
 

@@ -104,6 +104,15 @@ for s in 15 25 50; do
     named denoise_sigma${s}_frozen denoise.npz --sigma $s --freeze-batch-norm --warmup 0.05 \
         --batch-size 512 --patch-size 32 --learning-rate 2e-4 --pcg-iterations 8 --ema 0.999
 done
+# Fixed-σ specialisations with batch norm training (unfrozen), unrolled solves, batch 512,
+# 5e-4: the frozen ones above gained 0.004 / 0.009 / 0.020 dB at σ = 50 / 25 / 15 over
+# the blind model in 500 s (ninth session; their moving averages ship). Does letting batch
+# norm adapt to one σ gain more, once its statistics are recomputed (`convert.py
+# --batch-norm`)? No: in 215 s, σ=25 and σ=50 lost 0.011-0.020 dB (jax_train/README.md).
+for s in 15 25 50; do
+    named denoise_sigma${s}_unrolled denoise.npz --sigma $s --warmup 0.05 \
+        --batch-size 512 --patch-size 32 --learning-rate 5e-4 --pcg-iterations 8 --ema 0.999
+done
 wait
 for f in "$work"/*.npz; do case $f in *.tmp.npz) ;; *) cp "$f" "$out"/ ;; esac; done
 grep -E "compiled|steps in|Error|error|resume" "$out/train.log"

@@ -162,7 +162,7 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
-def test_a_fixed_sigma_alias_brings_its_sigma_to_the_command_line(tmp_path, capsys):
+def test_a_fixed_sigma_preset_brings_its_sigma_to_the_command_line(tmp_path, capsys):
     import skimage.data
 
     noisy = np.clip(skimage.data.camera()[:48, :64] + np.random.default_rng(0).normal(0, 40, (48, 64)), 0, 255)

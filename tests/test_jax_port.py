@@ -213,6 +213,22 @@ def test_average_of_runs_converts_to_the_mean_weights(tmp_path):
         average.main([str(tmp_path / "soup.npz"), str(tmp_path / "run0.npz"), str(tmp_path / "run1.npz")])
 
 
+def test_a_weighted_combination_goes_further_along_a_fine_tune(tmp_path):
+    model = DeepAM(stages=1, channels=1)
+    start, tuned = (_train_output(tmp_path / f"{n}.npz", model, seed) for n, seed in (("start", 1), ("tuned", 2)))
+    average.main([str(tmp_path / "further.npz"), str(tmp_path / "start.npz"), str(tmp_path / "tuned.npz"),
+                  "--coefficients", "-0.5", "1.5"])
+    further = convert.convert(str(tmp_path / "further.npz"), str(tmp_path / "further.keras"))
+    for w in further.weights:
+        a, b = start["weight:" + w.path], tuned["weight:" + w.path]
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w), a + 1.5 * (b - a), rtol=1e-5, atol=1e-6)
+    paths = [str(tmp_path / "start.npz"), str(tmp_path / "tuned.npz")]
+    with pytest.raises(ValueError, match="sum to 2"):
+        average.average(paths, [0.5, 1.5])
+    with pytest.raises(ValueError, match="3 coefficients for 2 inputs"):
+        average.average(paths, [0.5, 0.25, 0.25])
+
+
 def test_convert_can_recompute_the_batch_norm_statistics_of_an_average(tmp_path, monkeypatch):
     import imageio.v3 as iio
     import skimage.data
@@ -371,7 +387,9 @@ def test_frozen_batch_norm_stays_fixed_while_the_convolutions_train(tmp_path):
         with pytest.raises(ValueError, match="batch norm frozen"):
             convert.convert(str(tmp_path / name), str(tmp_path / "x.keras"), batch_norm=True)
     assert not (tmp_path / "x.keras").exists()
-    convert.convert(str(tmp_path / "frozenTrue.npz"), str(tmp_path / "x.keras"))
+    # Converted as trained: the frozen run's model keeps batch norm frozen, the other not.
+    assert convert.convert(str(tmp_path / "frozenTrue.npz"), str(tmp_path / "x.keras")).freeze_batch_norm
+    assert not convert.convert(str(tmp_path / "frozenFalse.npz"), str(tmp_path / "y.keras")).freeze_batch_norm
 
 
 def test_the_moving_average_decay_follows_tensorflows_num_updates_rule():
