@@ -47,6 +47,10 @@ def average(paths, coefficients=None):
                 raise ValueError(f"{path}: {k} has shape {value.shape}, {paths[0]} {first[k].shape}")
     arrays = {"weight:" + k: sum(c * w[k].astype(np.float64) for c, (_, w, _) in zip(coefficients, runs))
               .astype(v.dtype) for k, v in first.items()}
+    negative = [k for k in first if k.endswith("moving_variance") and np.any(arrays["weight:" + k] < 0)]
+    if negative:
+        raise ValueError(f"the combination gives a negative batch-norm variance ({negative[0]}); "
+                         "combine runs whose statistics agree, e.g. ones trained frozen")
     arrays["config"] = np.array(json.dumps(config))
     members = [dict(log or {}, file=os.path.basename(p), coefficient=c)
                for p, c, (_, _, log) in zip(paths, coefficients, runs)]

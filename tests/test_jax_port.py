@@ -216,6 +216,10 @@ def test_average_of_runs_converts_to_the_mean_weights(tmp_path):
 def test_a_weighted_combination_goes_further_along_a_fine_tune(tmp_path):
     model = DeepAM(stages=1, channels=1)
     start, tuned = (_train_output(tmp_path / f"{n}.npz", model, seed) for n, seed in (("start", 1), ("tuned", 2)))
+    for key in start:  # as after a fine-tune with batch norm frozen
+        if key.endswith("moving_variance"):
+            tuned[key] = start[key]
+    np.savez(tmp_path / "tuned.npz", **tuned)
     average.main([str(tmp_path / "further.npz"), str(tmp_path / "start.npz"), str(tmp_path / "tuned.npz"),
                   "--coefficients", "-0.5", "1.5"])
     further = convert.convert(str(tmp_path / "further.npz"), str(tmp_path / "further.keras"))
@@ -227,6 +231,14 @@ def test_a_weighted_combination_goes_further_along_a_fine_tune(tmp_path):
         average.average(paths, [0.5, 1.5])
     with pytest.raises(ValueError, match="3 coefficients for 2 inputs"):
         average.average(paths, [0.5, 0.25, 0.25])
+    for run, variance in ((start, 3.0), (tuned, 1.0)):  # statistics that disagree
+        for key in run:
+            if key.endswith("moving_variance"):
+                run[key] = np.full_like(run[key], variance)
+    np.savez(tmp_path / "start.npz", **start)
+    np.savez(tmp_path / "tuned.npz", **tuned)
+    with pytest.raises(ValueError, match="negative batch-norm variance"):
+        average.average(paths, [-1.0, 2.0])
 
 
 def test_convert_can_recompute_the_batch_norm_statistics_of_an_average(tmp_path, monkeypatch):
