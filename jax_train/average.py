@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from convert import weights_of
+from convert import describe_average, weights_of
 
 
 def average(paths, coefficients=None):
@@ -69,8 +69,8 @@ def main(argv=None):
         raise FileExistsError(f"{args.output} exists; not overwritten")
     arrays = average(args.inputs, args.coefficients)
     np.savez(args.output, **arrays)
-    how = "mean" if args.coefficients is None else f"combination ({' '.join(f'{c:g}' for c in args.coefficients)})"
-    print(f"{args.output}: {how} of {len(args.inputs)} runs, "
+    members = json.loads(str(arrays["log"]))["average_of"]
+    print(f"{args.output}: {describe_average([m['coefficient'] for m in members])}, "
           f"{sum(k.startswith('weight:') for k in arrays)} weights")
 
 

@@ -53,6 +53,14 @@ def froze_batch_norm(log):
     return any(run.get("recipe", {}).get("freeze_batch_norm") for run in runs)
 
 
+def describe_average(coefficients):
+    """``"mean of N runs"``, or ``"combination (c1 c2 ...) of N runs"`` for other weights."""
+    n = len(coefficients)
+    if np.allclose(coefficients, 1.0 / n):
+        return f"mean of {n} runs"
+    return f"combination ({' '.join(f'{c:g}' for c in coefficients)}) of {n} runs"
+
+
 def convert(path, output, batch_norm=False):
     from deepam_tf import train
 
@@ -70,12 +78,8 @@ def convert(path, output, batch_norm=False):
         train.recompute_batch_norm(model, train.batch_norm_batches(config))
     model.save(output)
     if log and "average_of" in log:
-        members = log["average_of"]
-        weights_given = [m["coefficient"] for m in members if "coefficient" in m]
-        if weights_given and not np.allclose(weights_given, 1.0 / len(members)):
-            detail = f", combination ({' '.join(f'{c:g}' for c in weights_given)}) of {len(members)} runs"
-        else:
-            detail = f", mean of {len(members)} runs"
+        members = log["average_of"]  # averages made before --coefficients hold none: a mean
+        detail = ", " + describe_average([m.get("coefficient", 1.0 / len(members)) for m in members])
     else:
         detail = f", {log['steps']} steps on {log['device']}" if log else ""
     recomputed = ", batch-norm statistics recomputed" if batch_norm else ""
