@@ -32,6 +32,29 @@ def weights_of(path):
     return config, weights, log
 
 
+def keras_weights(path, keras_map):
+    """``({keras path: array}, frozen)`` of a ``.keras`` file, read with h5py alone:
+    ``keras_map`` (a pack's, from ``pack.keras_map``) says where each weight lies. Every
+    weight must be there, and nothing else; ``frozen`` is the saved model's
+    ``freeze_batch_norm``."""
+    import zipfile
+
+    import h5py
+
+    found = {}
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        with archive.open("model.weights.h5") as member, h5py.File(member, "r") as stored:
+            stored.visititems(lambda name, item: found.__setitem__(name, item[()])
+                              if isinstance(item, h5py.Dataset) else None)
+    if set(found) != set(keras_map):
+        missing, extra = sorted(set(keras_map) - set(found)), sorted(set(found) - set(keras_map))
+        raise ValueError(f"{path} holds another model than the pack's: missing {missing[:3]}, "
+                         f"extra {extra[:3]}")
+    frozen = bool(config.get("config", {}).get("freeze_batch_norm"))
+    return {keras_map[name]: value for name, value in found.items()}, frozen
+
+
 def load_into(model, weights):
     """Assigns ``weights`` to ``model`` by Keras weight path (all or nothing)."""
     paths = {w.path: w for w in model.weights}

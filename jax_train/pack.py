@@ -7,7 +7,10 @@ Runs where ``deepam_tf`` (TensorFlow) is installed::
 
 The images are stored as uint8 (all training sets here are 8-bit); the initial weights
 are a fresh Keras initialisation of the config's model (``--seed``) or a preset's
-weights, keyed by Keras weight path.
+weights, keyed by Keras weight path. The pack also holds ``keras_map``, where each weight
+of this model lies in a ``.keras`` file, so that ``train.py --init`` can start from any
+preset or saved model of the same architecture (e.g. the ones in the tree) on a machine
+without TensorFlow, with no second pack to carry.
 """
 
 import argparse
@@ -26,6 +29,46 @@ def _as_uint8(array, what):
     if np.abs(scaled - array * 255.0).max() > 1e-3 or scaled.min() < 0 or scaled.max() > 255:
         raise ValueError(f"{what} is not 8-bit data; pack.py stores uint8 only")
     return scaled.astype(np.uint8)
+
+
+KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras zip
+
+
+def keras_map(model):
+    """``{dataset path in a .keras file's weights: Keras weight path}`` for ``model``'s
+    architecture, read off a saved copy whose every element is a distinct number."""
+    import tempfile
+    import zipfile
+
+    import h5py
+    import keras
+
+    clone = model.__class__.from_config(model.get_config())
+    clone.build_from_config(model.get_build_config())
+    start, by_first = 1.0, {}
+    for weight in clone.weights:
+        size = int(np.prod(weight.shape))
+        weight.assign(np.arange(start, start + size, dtype=np.float32).reshape(weight.shape))
+        by_first[start] = weight
+        start += size
+    if start > 2**24:  # float32 holds every integer up to 2**24
+        raise ValueError(f"{start:.0f} weight elements: too many to tell apart in float32")
+    found = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        clone.save(path)
+        with zipfile.ZipFile(path) as archive, archive.open(KERAS_WEIGHTS) as member:
+            with h5py.File(member, "r") as weights:
+                def visit(name, item):
+                    if isinstance(item, h5py.Dataset):
+                        value = item[()]
+                        weight = by_first[float(value.flat[0])]
+                        np.testing.assert_array_equal(value, keras.ops.convert_to_numpy(weight))
+                        found[name] = weight.path
+                weights.visititems(visit)
+    if sorted(found.values()) != sorted(w.path for w in clone.weights):
+        raise AssertionError("a .keras file does not hold each weight once")
+    return found
 
 
 def pack(config_path, output, preset=None, seed=0, data_root=None):
@@ -56,6 +99,7 @@ def pack(config_path, output, preset=None, seed=0, data_root=None):
         model = train.build_model(config)
     for weight in model.weights:
         arrays["weight:" + weight.path] = keras.ops.convert_to_numpy(weight)
+    arrays["keras_map"] = np.array(json.dumps(keras_map(model)))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     np.savez_compressed(output, **arrays)
     print(f"{output}: {len(samples)} samples, {len(model.weights)} weights, "

@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
-from convert import weights_of  # noqa: E402
+from convert import froze_batch_norm, keras_weights, weights_of  # noqa: E402
 
 
 def with_sigma(config, sigma):
@@ -88,6 +88,14 @@ def load_pack(path, scale=None, sigma=None):
     if guidance:
         images["guidance"] = stack(guidance)
     return config, weights, images
+
+
+def _keras_map(pack_path):
+    pack = np.load(pack_path)
+    if "keras_map" not in pack.files:
+        raise ValueError(f"{pack_path} has no keras_map (packed by an older pack.py): "
+                         "pack it again to start from a .keras file")
+    return json.loads(str(pack["keras_map"]))
 
 
 _LOSSES = {
@@ -196,7 +204,8 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     to :func:`ema_path` of the output. ``freeze_batch_norm``: batch norm in inference
     mode with its scale, offset and statistics fixed, as ``deepam train``'s option of
     that name (for fine-tunes on narrower data than the model's, e.g. one σ); a packed
-    config whose model says ``"freeze_batch_norm": true`` sets it too."""
+    config whose model says ``"freeze_batch_norm": true`` sets it too, as does an ``init``
+    (a run or a ``.keras`` model) whose batch norm was frozen."""
     if ema is not None and not 0.0 < ema < 1.0:
         raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
     if pcg_iterations is not None and (not isinstance(pcg_iterations, int) or pcg_iterations < 1):
@@ -210,13 +219,24 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
     learning_rate_at(0.0, learning_rate, final_fraction, warmup)
     config, weights, images = load_pack(pack_path, scale, sigma)
     recipe["patch_size"] = patch_size or config["data"].get("patch_size", 32)
-    recipe["freeze_batch_norm"] = bool(freeze_batch_norm or config["model"].get("freeze_batch_norm")) or None
+    init_frozen = False
     if init:
-        # Continue from an earlier run's output (same model, every weight replaced).
-        _, start, _ = weights_of(init)
+        # Continue from an earlier run's output or a .keras model (same model, every
+        # weight replaced); a model whose batch norm was frozen keeps it frozen.
+        if init.endswith(".keras"):
+            start, init_frozen = keras_weights(init, _keras_map(pack_path))
+        else:
+            _, start, log = weights_of(init)
+            init_frozen = froze_batch_norm(log)
         if set(start) != set(weights):
             raise ValueError(f"{init} holds other weights than the pack's model")
+        for name, value in start.items():
+            if value.shape != weights[name].shape:
+                raise ValueError(f"{init}: {name} has shape {value.shape}, the pack's model "
+                                 f"{weights[name].shape}")
         weights = start
+    frozen = freeze_batch_norm or config["model"].get("freeze_batch_norm") or init_frozen
+    recipe["freeze_batch_norm"] = bool(frozen) or None
     state = {"weights": weights, "adam": None, "key": np.asarray(jax.random.PRNGKey(seed)),
              "steps": 0, "position": 0.0, "loss_curve": [], "ema": None}
     return _run(config, images, recipe, state, output, stop_after, save_every, log_every, clock)
@@ -404,7 +424,8 @@ def main(argv=None):
                              "(fine-tunes on narrower data, e.g. one --sigma)")
     parser.add_argument("--save-every", type=float, default=60.0)
     parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--init", help="start from this train.py output's weights")
+    parser.add_argument("--init", help="start from the weights of this train.py output or .keras "
+                                       "model (same architecture as the pack's)")
     args = parser.parse_args(argv)
     given = [name for name in RECIPE if getattr(args, name) is not None]
     if args.resume:

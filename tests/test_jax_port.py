@@ -17,6 +17,7 @@ import average  # noqa: E402
 import convert  # noqa: E402
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
+import pack as jax_pack  # noqa: E402
 import train as jax_train  # noqa: E402
 
 from deepam_tf.data import DepthDownsampling  # noqa: E402
@@ -286,6 +287,7 @@ def _tiny_pack(path, **model_options):
     model = DeepAM(stages=1, channels=1)
     model(np.zeros((1, 8, 8, 1), np.float32))
     arrays = {"weight:" + w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    arrays["keras_map"] = np.array(json.dumps(jax_pack.keras_map(model)))
     arrays["config"] = np.array(json.dumps({"model": {"stages": 1, "channels": 1, **model_options},
                                             "data": {"sigma": 25, "patch_size": 8}}))
     rng = np.random.default_rng(0)
@@ -402,6 +404,52 @@ def test_frozen_batch_norm_stays_fixed_while_the_convolutions_train(tmp_path):
     # Converted as trained: the frozen run's model keeps batch norm frozen, the other not.
     assert convert.convert(str(tmp_path / "frozenTrue.npz"), str(tmp_path / "x.keras")).freeze_batch_norm
     assert not convert.convert(str(tmp_path / "frozenFalse.npz"), str(tmp_path / "y.keras")).freeze_batch_norm
+
+
+def test_a_run_starts_from_a_keras_file_read_without_tensorflow(tmp_path):
+    pack = str(tmp_path / "pack.npz")
+    _tiny_pack(pack)
+    model = DeepAM(stages=1, channels=1, freeze_batch_norm=True)
+    model(np.zeros((1, 8, 8, 1), np.float32))
+    saved = _random_weights(model, seed=3)
+    model.save(tmp_path / "start.keras")
+    keras_map = json.loads(str(np.load(pack)["keras_map"]))
+    read, frozen = convert.keras_weights(str(tmp_path / "start.keras"), keras_map)
+    assert frozen and read.keys() == saved.keys()
+    for name, value in saved.items():
+        np.testing.assert_array_equal(read[name], value, err_msg=name)
+    out = str(tmp_path / "run.npz")
+    recipe = dict(seconds=3, batch_size=2, patch_size=8, learning_rate=1e-2, save_every=1e9)
+    assert jax_train.train(pack, out, init=str(tmp_path / "start.keras"), clock=_ticks(), **recipe)
+    run = np.load(out)
+    log = json.loads(str(run["log"]))
+    assert log["recipe"]["init"] == "start.keras" and log["recipe"]["freeze_batch_norm"] is True
+    moved = {name for name, value in saved.items() if not np.array_equal(run["weight:" + name], value)}
+    assert moved and not any(deepam_jax.is_batch_norm(name) for name in moved)  # trained frozen
+    # Another architecture, and a pack made before keras_map, are refused by name.
+    other = DeepAM(stages=2, channels=1)
+    other(np.zeros((1, 8, 8, 1), np.float32))
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="another model than the pack's"):
+        jax_train.train(pack, out, init=str(tmp_path / "other.keras"), **recipe)
+    old = dict(np.load(pack))
+    del old["keras_map"]
+    np.savez(tmp_path / "old.npz", **old)
+    with pytest.raises(ValueError, match="pack it again"):
+        jax_train.train(str(tmp_path / "old.npz"), out, init=str(tmp_path / "start.keras"), **recipe)
+
+
+def test_every_shipped_denoiser_reads_through_one_keras_map():
+    from deepam_tf.models import list_presets, load_preset, presets
+
+    keras_map = jax_pack.keras_map(load_preset("denoise_blind"))
+    for name in ("denoise_blind", "denoise_sigma15", "denoise_sigma25", "denoise_sigma50"):
+        path = os.path.join(presets.PRESET_DIR, list_presets()[name]["file"])
+        read, frozen = convert.keras_weights(path, keras_map)
+        assert frozen == (name != "denoise_blind")
+        if name == "denoise_sigma50":
+            for weight in load_preset(name).weights:
+                np.testing.assert_array_equal(read[weight.path], keras.ops.convert_to_numpy(weight))
 
 
 def test_the_moving_average_decay_follows_tensorflows_num_updates_rule():
