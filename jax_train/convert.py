@@ -23,6 +23,9 @@ import os
 import numpy as np
 
 
+KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras zip
+
+
 def weights_of(path):
     """``(config, {keras path: array}, training log or None)`` of a ``train.py`` output."""
     pack = np.load(path)
@@ -44,7 +47,7 @@ def keras_weights(path, keras_map):
     found = {}
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
-        with archive.open("model.weights.h5") as member, h5py.File(member, "r") as stored:
+        with archive.open(KERAS_WEIGHTS) as member, h5py.File(member, "r") as stored:
             stored.visititems(lambda name, item: found.__setitem__(name, item[()])
                               if isinstance(item, h5py.Dataset) else None)
     if set(found) != set(keras_map):

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import degrade  # noqa: E402
+from convert import KERAS_WEIGHTS  # noqa: E402
 
 
 def _as_uint8(array, what):
@@ -29,9 +30,6 @@ def _as_uint8(array, what):
     if np.abs(scaled - array * 255.0).max() > 1e-3 or scaled.min() < 0 or scaled.max() > 255:
         raise ValueError(f"{what} is not 8-bit data; pack.py stores uint8 only")
     return scaled.astype(np.uint8)
-
-
-KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras zip
 
 
 def keras_map(model):

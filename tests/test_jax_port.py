@@ -393,7 +393,11 @@ def test_frozen_batch_norm_stays_fixed_while_the_convolutions_train(tmp_path):
         moved = {k for k in weights if not np.array_equal(run[k], began[k])}
         assert moved - norms, frozen  # the convolutions train either way
         assert (moved & norms == set()) == bool(frozen)  # batch norm moves only when not frozen
-    for frozen in (True, "by_config"):
+    # A run continued from a frozen run's output stays frozen.
+    again = str(tmp_path / "again.npz")
+    assert jax_train.train(pack, again, init=str(tmp_path / "frozenTrue.npz"), clock=_ticks(), **recipe)
+    runs["init"] = np.load(again)
+    for frozen in (True, "by_config", "init"):
         assert json.loads(str(runs[frozen]["log"]))["recipe"]["freeze_batch_norm"] is True
     # Recomputing the statistics would undo the freeze: refused, for the run and its averages.
     average.main([str(tmp_path / "mean.npz"), str(tmp_path / "frozenFalse.npz"), str(tmp_path / "frozenTrue.npz")])
