@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from convert import describe_average, weights_of
+from convert import check_same_weights, describe_average, weights_of
 
 
 def average(paths, coefficients=None):
@@ -40,11 +40,7 @@ def average(paths, coefficients=None):
     for path, (other_config, weights, _) in zip(paths[1:], runs[1:]):
         if other_config["model"] != config["model"]:
             raise ValueError(f"{path}: another model config than {paths[0]}")
-        if sorted(weights) != sorted(first):
-            raise ValueError(f"{path}: other weights than {paths[0]}")
-        for k, value in weights.items():
-            if value.shape != first[k].shape:
-                raise ValueError(f"{path}: {k} has shape {value.shape}, {paths[0]} {first[k].shape}")
+        check_same_weights(weights, first, path, paths[0])
     arrays = {"weight:" + k: sum(c * w[k].astype(np.float64) for c, (_, w, _) in zip(coefficients, runs))
               .astype(v.dtype) for k, v in first.items()}
     negative = [k for k in first if k.endswith("moving_variance") and np.any(arrays["weight:" + k] < 0)]

@@ -35,6 +35,16 @@ def weights_of(path):
     return config, weights, log
 
 
+def check_same_weights(weights, reference, what, reference_name):
+    """Refuses ``weights`` (``{keras path: array}``, from ``what``) unless they hold the
+    same paths with the same shapes as ``reference`` (from ``reference_name``)."""
+    if sorted(weights) != sorted(reference):
+        raise ValueError(f"{what}: other weights than {reference_name}")
+    for k, value in weights.items():
+        if value.shape != reference[k].shape:
+            raise ValueError(f"{what}: {k} has shape {value.shape}, {reference_name} {reference[k].shape}")
+
+
 def keras_weights(path, keras_map):
     """``({keras path: array}, frozen)`` of a ``.keras`` file, read with h5py alone:
     ``keras_map`` (a pack's, from ``pack.keras_map``) says where each weight lies. Every

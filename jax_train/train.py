@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
-from convert import froze_batch_norm, keras_weights, weights_of  # noqa: E402
+from convert import check_same_weights, froze_batch_norm, keras_weights, weights_of  # noqa: E402
 
 
 def with_sigma(config, sigma):
@@ -228,12 +228,7 @@ def train(pack_path, output, seconds, batch_size=32, patch_size=None, learning_r
         else:
             _, start, log = weights_of(init)
             init_frozen = froze_batch_norm(log)
-        if set(start) != set(weights):
-            raise ValueError(f"{init} holds other weights than the pack's model")
-        for name, value in start.items():
-            if value.shape != weights[name].shape:
-                raise ValueError(f"{init}: {name} has shape {value.shape}, the pack's model "
-                                 f"{weights[name].shape}")
+        check_same_weights(start, weights, init, "the pack's model")
         weights = start
     frozen = freeze_batch_norm or config["model"].get("freeze_batch_norm") or init_frozen
     recipe["freeze_batch_norm"] = bool(frozen) or None
