@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
-from deepam_tf.restore import (COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL, PRECISIONS,
-                               check_sigma, estimate_sigma, given_sigma)
+from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
+                               PRECISIONS, check_sigma, denoiser_for, estimate_sigma, given_sigma)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -27,9 +27,10 @@ def _demo(args):
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, sigma, tile_size=args.tile_size, self_ensemble=args.self_ensemble,
-                           precision=args.precision)
-        method = f"DeepAM preset {DEFAULT_DENOISER}"
+        restored = denoise(noisy, sigma, model=args.model, tile_size=args.tile_size,
+                           self_ensemble=args.self_ensemble, precision=args.precision)
+        name = denoiser_for(sigma) if args.model == AUTO_DENOISER else args.model
+        method = f"DeepAM {'preset ' if name in list_presets() else ''}{name}"
     else:
         from deepam_tf.classic_am import classic_am
 
@@ -99,7 +100,9 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = load_for_task(args.model, "denoising", args.precision)
+    model = args.model  # "auto" picks per call (loaded once each); anything else loads now
+    if model != AUTO_DENOISER:
+        model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
     for source, target in pairs:
@@ -113,7 +116,8 @@ def _denoise_files(args):
                 sigma = estimate_sigma(colour)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
             restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
-                               self_ensemble=args.self_ensemble, colour_space=args.colour_space)
+                               self_ensemble=args.self_ensemble, colour_space=args.colour_space,
+                               precision=args.precision)
             write_image_file(target, join_alpha(restored, alpha), args.overwrite)
         except (ValueError, OSError) as error:
             message = str(error)
@@ -249,9 +253,9 @@ def _integer_at_least(minimum, what):
     return parse
 
 
-def _restoration_options(command, default_model):
+def _restoration_options(command, default_model, default_meaning=None):
     command.add_argument("--model", default=None if "<" in default_model else default_model,
-                         help=f"preset name or .keras file (default {default_model})")
+                         help=f"preset name or .keras file (default {default_meaning or default_model})")
     command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     command.add_argument("--tile-size", type=_tile_size, default="auto",
                          help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
@@ -280,7 +284,8 @@ def _parser():
                          help="output file, or folder (several inputs, or an existing folder); "
                               "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
                               f"a file, {DEMO_OUTPUT} for the demo")
-    _restoration_options(denoise, DEFAULT_DENOISER)
+    _restoration_options(denoise, AUTO_DENOISER, f"{AUTO_DENOISER}: the fixed-sigma preset of "
+                         f"the --sigma given if one is shipped, else {DEFAULT_DENOISER}")
     denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="auto",
                          help="RGB images: the opponent channels (about 1.1 dB better when the "
                               "noise is independent across channels), R, G and B (better for "

@@ -13,7 +13,8 @@ from deepam_tf import colour
 
 logger = logging.getLogger("deepam_tf")
 
-DEFAULT_DENOISER = "denoise_blind"
+DEFAULT_DENOISER = "denoise_blind"  # any σ, and the fallback of AUTO_DENOISER
+AUTO_DENOISER = "auto"  # the fixed-σ preset of exactly the σ given, else DEFAULT_DENOISER
 DEFAULT_NIR_MODEL = "rgbnir_blind"
 MAX_SIGMA = 255.0
 # Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
@@ -157,7 +158,7 @@ def chroma_noise_ratio(rgb):
     return float(chroma / overall) if overall > 0 else 0.0
 
 
-def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_ensemble=False,
+def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensemble=False,
             colour_space="auto", precision=None):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
@@ -169,7 +170,10 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
         sigma: noise standard deviation on the 0–255 scale whatever the dtype; ``None``
             takes a fixed-σ preset's σ (``"denoise_sigma25"``) or estimates it (logged
             on the ``deepam_tf`` logger).
-        model: preset name, ``.keras`` path or a loaded :class:`DeepAM`.
+        model: preset name, ``.keras`` path or a loaded :class:`DeepAM`; ``"auto"``
+            takes the fixed-σ preset trained for exactly ``sigma`` (``denoise_sigma15``,
+            ``_25``, ``_50``: 0.01-0.02 dB better there) when every channel is denoised at
+            that σ, else ``denoise_blind`` (logged).
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
         self_ensemble: average the model over the 8 rotations and flips of the input
@@ -196,6 +200,9 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
         raise ValueError(f"colour_space must be one of {COLOUR_SPACES}, got {colour_space!r}")
     from deepam_tf.models.tiling import check_memory
 
+    auto = isinstance(model, str) and model == AUTO_DENOISER
+    if auto:
+        model = DEFAULT_DENOISER if sigma is None else denoiser_for(check_sigma(sigma))
     sigma = given_sigma(sigma, model)
     model = load_for_task(model, "denoising", precision)
     shape = np.shape(image)
@@ -211,6 +218,9 @@ def denoise(image, sigma=None, model=DEFAULT_DENOISER, tile_size="auto", self_en
         colour_space = "opponent" if ratio >= INDEPENDENT_NOISE_RATIO else "rgb"
         logger.info("colour space %s (chroma noise ratio %.2f)", colour_space, ratio)
     if rgb_image and colour_space == "opponent":
+        if auto:  # the opponent channels each have their own σ: the blind model serves all
+            logger.info("model %s for the opponent channels", DEFAULT_DENOISER)
+            model = load_for_task(DEFAULT_DENOISER, "denoising", precision)
         batch, _ = _layout(colour.to_opponent(unit))
         restored = run_denoiser(model, batch, sigma * colour.NOISE_SCALE, tile_size, self_ensemble)
         return back(colour.from_opponent(unbatch(restored)))
@@ -232,6 +242,19 @@ def given_sigma(sigma, model):
         logger.warning("%s was trained for sigma %g only, and sigma %g was given; %s serves "
                        "any sigma", model, meta["sigma"], sigma, meta["specialised_from"])
     return None if sigma is None else check_sigma(sigma)
+
+
+def denoiser_for(sigma):
+    """The preset ``model="auto"`` takes for a σ given by the caller: the shipped preset
+    specialised to exactly that σ, or :data:`DEFAULT_DENOISER` (logged). An estimated σ
+    and the opponent channels of an RGB image always take :data:`DEFAULT_DENOISER`."""
+    from deepam_tf.models import list_presets
+
+    name = next((name for name, meta in sorted(list_presets().items())
+                 if "specialised_from" in meta and meta.get("task") == "denoise"
+                 and meta["sigma"] == sigma), DEFAULT_DENOISER)
+    logger.info("model %s for sigma %g", name, sigma)
+    return name
 
 
 def _estimated_sigma(unit):

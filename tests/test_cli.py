@@ -11,6 +11,7 @@ def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys):
     panel = iio.imread(out)
     assert panel.shape == (512, 1536) and panel.dtype == np.uint8
     printed = capsys.readouterr().out
+    assert "DeepAM preset denoise_sigma25" in printed.splitlines()[0]  # the σ=25 specialist
     noisy, restored = (float(line.split("PSNR")[1].split()[0]) for line in printed.splitlines()[1:3])
     assert restored > noisy + 6
     before = out.read_bytes()

@@ -130,3 +130,23 @@ def test_a_specialised_denoiser_given_another_sigma_says_so(name, caplog):
     [message] = ours()
     assert f"trained for sigma {meta['sigma']:g} only" in message
     assert meta["specialised_from"] in message
+
+
+@pytest.mark.parametrize("name", SPECIALISED)
+def test_auto_takes_the_specialist_of_the_sigma_given_else_the_blind_model(name, caplog):
+    meta = list_presets()[name]
+    sigma, blind = meta["sigma"], meta["specialised_from"]
+    clean = skimage.data.astronaut()[:48, :40].astype(np.float32) / 255.0
+    noisy = clean + np.random.default_rng(4).normal(0, sigma / 255, clean.shape).astype(np.float32)
+    gray = noisy[..., 1]
+    with caplog.at_level(logging.INFO, logger="deepam_tf"):
+        ours = denoise(gray, sigma)
+    assert f"model {name} for sigma {sigma:g}" in caplog.text
+    np.testing.assert_array_equal(ours, denoise(gray, sigma, model=name))
+    assert np.any(ours != denoise(gray, sigma, model=blind))
+    np.testing.assert_array_equal(denoise(gray, sigma + 1), denoise(gray, sigma + 1, model=blind))
+    # R, G and B one by one are each at σ; the opponent channels are not.
+    np.testing.assert_array_equal(denoise(noisy, sigma, colour_space="rgb"),
+                                  denoise(noisy, sigma, model=name, colour_space="rgb"))
+    np.testing.assert_array_equal(denoise(noisy, sigma, colour_space="opponent"),
+                                  denoise(noisy, sigma, model=blind, colour_space="opponent"))
