@@ -111,11 +111,13 @@ def _denoise_files(args):
                 raise ValueError(f"{target}: output would overwrite its input")
             # An alpha channel is carried through unchanged.
             colour, alpha = split_alpha(read_image_file(source, keep_alpha=True))
-            sigma = fixed_sigma
+            sigma, chosen = fixed_sigma, model
             if sigma is None:
                 sigma = estimate_sigma(colour)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-            restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
+                if model == AUTO_DENOISER:  # a specialist is for a σ known, not estimated
+                    chosen = DEFAULT_DENOISER
+            restored = denoise(colour, sigma, model=chosen, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
             write_image_file(target, join_alpha(restored, alpha), args.overwrite)

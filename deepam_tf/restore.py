@@ -172,7 +172,7 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
             on the ``deepam_tf`` logger).
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`; ``"auto"``
             takes the fixed-σ preset trained for exactly ``sigma`` (``denoise_sigma15``,
-            ``_25``, ``_50``: 0.01-0.02 dB better there) when every channel is denoised at
+            ``_25``, ``_50``: up to 0.024 dB better there) when every channel is denoised at
             that σ, else ``denoise_blind`` (logged).
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
