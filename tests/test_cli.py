@@ -229,3 +229,18 @@ def test_bad_numbers_on_the_command_line_are_refused_by_argparse(args, message, 
     with pytest.raises(SystemExit) as exit_:
         cli.main(args)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_auto_keeps_the_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch):
+    # An estimate that lands exactly on a specialist's σ must still not pick it.
+    import skimage.data
+
+    monkeypatch.setattr(cli, "estimate_sigma", lambda image: 25.0)
+    noisy = np.clip(skimage.data.camera()[:64, :64] + np.random.default_rng(0).normal(0, 25, (64, 64)), 0, 255)
+    iio.imwrite(tmp_path / "n.png", noisy.astype(np.uint8))
+    runs = {"estimated": [], "blind": ["--sigma", "25", "--model", "denoise_blind"], "given": ["--sigma", "25"]}
+    for name, extra in runs.items():
+        assert cli.main(["denoise", str(tmp_path / "n.png"), "-o", str(tmp_path / f"{name}.png")] + extra) == 0
+    estimated, blind, given = (iio.imread(tmp_path / f"{n}.png") for n in runs)
+    np.testing.assert_array_equal(estimated, blind)
+    assert np.any(given != blind)  # --sigma 25 under auto: the σ=25 specialist
