@@ -100,8 +100,10 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = args.model  # "auto" picks per call (loaded once each); anything else loads now
-    if model != AUTO_DENOISER:
+    model = args.model
+    if model == AUTO_DENOISER and fixed_sigma is None:
+        model = DEFAULT_DENOISER  # a specialist is for a σ known, not estimated
+    if model != AUTO_DENOISER:  # "auto" with a σ picks per file (opponent channels: blind)
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
     progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
@@ -111,13 +113,11 @@ def _denoise_files(args):
                 raise ValueError(f"{target}: output would overwrite its input")
             # An alpha channel is carried through unchanged.
             colour, alpha = split_alpha(read_image_file(source, keep_alpha=True))
-            sigma, chosen = fixed_sigma, model
+            sigma = fixed_sigma
             if sigma is None:
                 sigma = estimate_sigma(colour)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-                if model == AUTO_DENOISER:  # a specialist is for a σ known, not estimated
-                    chosen = DEFAULT_DENOISER
-            restored = denoise(colour, sigma, model=chosen, tile_size=args.tile_size,
+            restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
             write_image_file(target, join_alpha(restored, alpha), args.overwrite)
