@@ -184,17 +184,18 @@ def _restore_nir(args):
 
 
 def _evaluate(args):
-    from deepam_tf.evaluation import evaluate
+    from deepam_tf.evaluation import evaluate, evaluated_model
 
     images = os.path.abspath(args.folder) if args.folder else args.set
-    rows = evaluate(args.model, images, args.sigma, seed=args.seed, output=args.output,
+    model = evaluated_model(args.model, args.sigma, args.colour)
+    rows = evaluate(model, images, args.sigma, seed=args.seed, output=args.output,
                     overwrite=args.overwrite, self_ensemble=args.self_ensemble, data_dir=args.data_dir,
                     progress=True, colour=args.colour, precision=args.precision)
     mean = rows[-1]
     ensemble = " (x8 self-ensemble)" if args.self_ensemble else ""
     ensemble += ", RGB" if args.colour else ""
     ensemble += ", bfloat16" if args.precision == "bfloat16" else ""
-    print(f"{args.model}{ensemble} at sigma {args.sigma:g}: mean PSNR {mean['psnr']:.2f} dB, "
+    print(f"{model}{ensemble} at sigma {args.sigma:g}: mean PSNR {mean['psnr']:.2f} dB, "
           f"SSIM {mean['ssim']:.4f} ({len(rows) - 1} images); wrote {args.output}.csv and .md")
     return 0
 
@@ -309,7 +310,10 @@ def _parser():
     _restoration_options(nir, DEFAULT_NIR_MODEL)
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
-    evaluate.add_argument("--model", required=True, help="preset name or .keras file")
+    evaluate.add_argument("--model", default=AUTO_DENOISER,
+                          help=f"preset name or .keras file; {AUTO_DENOISER} (default): the "
+                               f"fixed-sigma preset of --sigma if one is shipped, else "
+                               f"{DEFAULT_DENOISER} (with --colour: {DEFAULT_DENOISER})")
     evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
     evaluate.add_argument("--folder", help="evaluate this image folder instead")
     evaluate.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")

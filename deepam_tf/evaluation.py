@@ -56,7 +56,11 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
     """Per-image and mean PSNR / SSIM of a DeepAM denoiser under :data:`PROTOCOL`.
 
     Args:
-        model: preset name, ``.keras`` path or a loaded :class:`deepam_tf.DeepAM`.
+        model: preset name, ``.keras`` path or a loaded :class:`deepam_tf.DeepAM`;
+            ``"auto"`` (as in :func:`deepam_tf.denoise`): the preset specialised to
+            ``sigma`` if one is shipped, else ``denoise_blind``; with ``colour``,
+            ``denoise_blind`` (the protocol's noise is independent across R, G and B, so
+            the image is denoised through its opponent channels).
         images: an image folder, or the name of a set under ``DATA/denoise/``
             (``"bsd68"``, ``"set12"``; ``DATA`` from ``data_dir``, ``$DEEPAM_DATA`` or
             ``../shared/data``).
@@ -83,6 +87,7 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
     from deepam_tf.restore import check_sigma, load_for_task
 
     sigma = check_sigma(sigma)
+    model = evaluated_model(model, sigma, colour)
     images = os.fspath(images)
     folder = images if os.path.isdir(images) or os.sep in images else os.path.join(
         default_data_dir(data_dir), "denoise", images)
@@ -101,6 +106,16 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
         kind = "RGB" if colour else "gray"
         write_tables(rows, output, f"{label}{ensemble} on {folder} ({kind}) at sigma {sigma:g}")
     return rows
+
+
+def evaluated_model(model, sigma, colour=False):
+    """The model :func:`evaluate` runs for ``model`` at ``sigma``: ``model`` itself, or
+    for ``"auto"`` the preset it stands for (see :func:`evaluate`)."""
+    from deepam_tf.restore import AUTO_DENOISER, DEFAULT_DENOISER, denoiser_for
+
+    if not (isinstance(model, str) and model == AUTO_DENOISER):
+        return model
+    return DEFAULT_DENOISER if colour else denoiser_for(sigma)
 
 
 def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False,

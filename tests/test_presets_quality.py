@@ -150,3 +150,28 @@ def test_auto_takes_the_specialist_of_the_sigma_given_else_the_blind_model(name,
                                   denoise(noisy, sigma, model=name, colour_space="rgb"))
     np.testing.assert_array_equal(denoise(noisy, sigma, colour_space="opponent"),
                                   denoise(noisy, sigma, model=blind, colour_space="opponent"))
+
+
+def test_evaluate_under_auto_runs_what_denoise_under_auto_runs(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from deepam_tf import cli, evaluate
+
+    name = SPECIALISED[0]
+    sigma, blind = list_presets()[name]["sigma"], list_presets()[name]["specialised_from"]
+    for kind, image in (("gray", skimage.data.camera()), ("rgb", skimage.data.astronaut())):
+        (tmp_path / kind).mkdir()
+        iio.imwrite(tmp_path / kind / "0.png", image[100:132, 100:140])
+    psnrs = lambda rows: [row["psnr"] for row in rows]  # noqa: E731
+    auto = evaluate("auto", tmp_path / "gray", sigma)
+    assert psnrs(auto) == psnrs(evaluate(name, tmp_path / "gray", sigma))
+    assert psnrs(auto) != psnrs(evaluate(blind, tmp_path / "gray", sigma))
+    assert psnrs(evaluate("auto", tmp_path / "gray", sigma + 1)) == psnrs(
+        evaluate(blind, tmp_path / "gray", sigma + 1))
+    # In colour the protocol's noise is independent across R, G, B: opponent channels, blind.
+    assert psnrs(evaluate("auto", tmp_path / "rgb", sigma, colour=True)) == psnrs(
+        evaluate(blind, tmp_path / "rgb", sigma, colour=True))
+    assert cli.main(["evaluate", "--folder", str(tmp_path / "gray"), "--sigma", f"{sigma:g}",
+                     "-o", str(tmp_path / "table")]) == 0
+    assert f"\n{name} at sigma {sigma:g}: mean PSNR" in capsys.readouterr().out
+    assert f"{name} on " in (tmp_path / "table.md").read_text()
