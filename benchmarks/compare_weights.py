@@ -20,14 +20,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import markdown_table  # noqa: E402
 
+from deepam_tf.data import splits  # noqa: E402
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="preset names or .keras files; the first is the reference")
     parser.add_argument("--set", default="train400")
-    parser.add_argument("--every", type=int, default=10, help="every Nth image")
-    parser.add_argument("--first", type=int, default=5, help="index of the first image taken")
-    parser.add_argument("--limit", type=int, default=40, help="at most this many images")
+    parser.add_argument("--every", type=int, default=splits.DENOISE_VALIDATION["every"], help="every Nth image")
+    parser.add_argument("--first", type=int, default=splits.DENOISE_VALIDATION["first"],
+                        help="index of the first image taken")
+    parser.add_argument("--limit", type=int, default=splits.DENOISE_VALIDATION["limit"],
+                        help="at most this many images")
     parser.add_argument("--seed", type=int, default=7, help="noise seed (the protocol's default_rng([seed, index]))")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
     parser.add_argument("--bm3d", action="store_true", help="add BM3D on the same noisy images")
@@ -44,7 +48,7 @@ def main(argv=None):
         if not getattr(model, "noise_level_input", False):
             raise SystemExit(f"{name} takes no noise level; compare noise-level-conditioned denoisers")
     folder = os.path.join(data_dir(args.data_dir), "denoise", args.set)
-    paths = list_images(folder)[args.first :: args.every][: args.limit]
+    paths = splits.denoise_validation(list_images(folder), args.first, args.every, args.limit)
     if not paths:
         raise SystemExit(f"no images selected from {folder}")
     clean = [read_gray(path) for path in paths]

@@ -1,4 +1,4 @@
-"""The ``deepam`` command: denoise, upsample-depth, restore-nir, evaluate, export, train."""
+"""The ``deepam`` command: denoise, upsample-depth, restore-nir, evaluate, export, train, refit-head."""
 
 import argparse
 import os
@@ -224,6 +224,29 @@ def _export(args):
     return 0
 
 
+def _refit_head(args):
+    from deepam_tf import refit
+    from deepam_tf.data import data_dir, list_images, splits
+    from deepam_tf.models import load_preset
+
+    if not args.output.endswith(".keras"):
+        raise ValueError(f"the output must be a .keras file, got {args.output}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ValueError(f"{args.output} exists; pass --overwrite to replace it")
+    paths = list_images(args.images) if args.images else splits.denoise_fit_paths(data_dir(args.data_dir))
+    model = load_preset(args.model)
+    clean = refit.read_images(paths, model.channels)
+    print(f"refitting the last stage's head of {args.model} at sigma {args.sigma:g} on "
+          f"{len(paths)} images")
+    refit.refit_head(model, clean, args.sigma, epochs=args.epochs, batch_size=args.batch_size,
+                     learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose)
+    partial = args.output + ".partial.keras"
+    model.save(partial)
+    os.replace(partial, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _sigma(text):
     try:
         return check_sigma(float(text))
@@ -351,6 +374,22 @@ def _parser():
     train.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
     train.add_argument("--epochs", type=_integer_at_least(1, "epochs"), help="stop after this many epochs")
     train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
+
+    refit = commands.add_parser(
+        "refit-head", help="refit a denoiser's last-stage head (after its gamma features) "
+                           "under MSE at one sigma, every other weight fixed")
+    refit.add_argument("model", help="preset name or .keras file")
+    refit.add_argument("--sigma", type=_sigma, required=True)
+    refit.add_argument("-o", "--output", required=True, help="the refitted model (.keras)")
+    refit.add_argument("--images", help="training image folder, one image size (default: "
+                                        "<data>/denoise/train400 without its validation images)")
+    refit.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
+    refit.add_argument("--epochs", type=_integer_at_least(1, "epochs"), default=35)
+    refit.add_argument("--batch-size", type=_integer_at_least(1, "batch size"), default=16)
+    refit.add_argument("--learning-rate", type=float, default=3e-4)
+    refit.add_argument("--seed", type=int, default=0, help="noise seed")
+    refit.add_argument("--overwrite", action="store_true")
+    refit.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
     return parser
 
 
@@ -379,6 +418,8 @@ def main(argv=None):
             return _evaluate(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "refit-head":
+            return _refit_head(args)
         if args.command == "train":
             from deepam_tf import train
 

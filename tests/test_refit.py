@@ -1,0 +1,113 @@
+import imageio.v3 as iio
+import keras
+import numpy as np
+import pytest
+import skimage.data
+
+from deepam_tf import DeepAM, cli
+from deepam_tf.refit import head_inputs, head_model, read_images, refit_head
+
+SMALL = dict(stages=2, features=8, depth=4, gamma_layer=2, fusion_layer=1)
+
+
+def _randomised(model, seed=0):
+    """Every weight random (the last layers start at zero), batch-norm statistics too."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        scale = 0.3 if "variance" not in weight.path else 1.0
+        value = rng.normal(0, scale, weight.shape)
+        weight.assign(np.abs(value) + 0.5 if "variance" in weight.path else value)
+    return model
+
+
+def _inputs(model, images, sigma=25, guidance=None):
+    named = {"image": images}
+    if model.noise_level_input:
+        named["noise_level"] = np.full((len(images), 1), sigma / 255, np.float32)
+    if guidance is not None:
+        named["guidance"] = guidance
+    return named if len(named) > 1 else images
+
+
+@pytest.mark.parametrize("options", [dict(noise_level_input=True), dict(),
+                                     dict(stages=1, noise_level_input=True),
+                                     dict(guidance_channels=3)])
+def test_the_head_on_cached_inputs_gives_the_model_output(options):
+    model = _randomised(DeepAM(**{**SMALL, **options}))
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 20, 24, 1)).astype(np.float32)
+    guidance = rng.random((3, 20, 24, 3)).astype(np.float32) if model.guidance_channels else None
+    inputs = _inputs(model, images, guidance=guidance)
+    want = model.predict(inputs, verbose=0)
+    got = head_model(model).predict(head_inputs(model, inputs), verbose=0)
+    assert np.std(want - images) > 1e-2  # the randomised model is far from the identity
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_refit_lowers_the_error_and_changes_only_the_head():
+    keras.utils.set_random_seed(0)
+    model = DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True)
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(8)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    before = {w.path: w.numpy() for w in model.weights}
+    noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
+    error = lambda: np.mean((model.predict(_inputs(model, noisy), verbose=0) - clean) ** 2)  # noqa: E731
+    start = error()
+    history = refit_head(model, clean, 25, epochs=20, batch_size=4, learning_rate=3e-3, verbose=0)
+    after = error()
+    assert after < 0.85 * start
+    # The fit saw this noise draw, and its last epoch's loss is the model's error on it.
+    assert history.history["loss"][-1] == pytest.approx(after, rel=0.02)
+    head = {w.path for w in head_model(model).weights}
+    assert head == {"stage2_aggregation/conv3/kernel", "stage2_aggregation/bn3/gamma",
+                    "stage2_aggregation/bn3/beta", "stage2_aggregation/bn3/moving_mean",
+                    "stage2_aggregation/bn3/moving_variance", "stage2_aggregation/conv4/kernel",
+                    "stage2_aggregation/conv4/bias", "stage2_gamma/conv/kernel",
+                    "stage2_gamma/conv/bias"}
+    changed = {w.path for w in model.weights if not np.array_equal(w.numpy(), before[w.path])}
+    assert changed == {"stage2_aggregation/conv3/kernel", "stage2_aggregation/conv4/kernel",
+                       "stage2_aggregation/conv4/bias", "stage2_gamma/conv/kernel",
+                       "stage2_gamma/conv/bias"}  # frozen batch norm: neither scale nor statistics
+
+
+def test_refit_refuses_what_it_cannot_fit(tmp_path):
+    model = DeepAM(**SMALL, noise_level_input=True)
+    with pytest.raises(ValueError, match=r"clean must have shape \[N, H, W, 1\]"):
+        refit_head(model, np.zeros((4, 16, 16, 3)), 25)
+    with pytest.raises(ValueError, match="need at least batch_size=16 images, got 4"):
+        refit_head(model, np.zeros((4, 16, 16, 1)), 25)
+    with pytest.raises(ValueError, match="takes a guidance image"):
+        refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
+    iio.imwrite(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
+    iio.imwrite(tmp_path / "b.png", np.zeros((16, 20), np.uint8))
+    with pytest.raises(ValueError, match="must share one size; found 2 sizes"):
+        read_images([tmp_path / "a.png", tmp_path / "b.png"])
+    (tmp_path / "c.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="c.png: not a readable image"):
+        read_images([tmp_path / "a.png", tmp_path / "c.png"])
+
+
+def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    source = tmp_path / "m.keras"
+    DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True).save(source)
+    original = source.read_bytes()
+    (tmp_path / "set").mkdir()
+    for i in range(4):
+        iio.imwrite(tmp_path / "set" / f"{i}.png", skimage.data.camera()[:24, i * 30: i * 30 + 30])
+    out = tmp_path / "refit.keras"
+    run = ["refit-head", str(source), "--sigma", "25", "--images", str(tmp_path / "set"),
+           "-o", str(out), "--epochs", "1", "--batch-size", "2", "--verbose", "0"]
+    assert cli.main(run) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    refitted = keras.models.load_model(out)
+    assert refitted.freeze_batch_norm
+    kernel = "stage2_aggregation/conv4/kernel"
+    assert not np.array_equal(*(next(w.numpy() for w in m.weights if w.path == kernel)
+                                for m in (refitted, keras.models.load_model(source))))
+    assert source.read_bytes() == original
+    written = out.read_bytes()
+    assert cli.main(run) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == written
+    assert cli.main(run[:-6] + ["-o", str(tmp_path / "x.h5")]) == 1
+    assert "must be a .keras file" in capsys.readouterr().err
