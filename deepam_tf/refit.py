@@ -23,6 +23,7 @@ import tensorflow as tf
 from deepam_tf.data import read_image
 from deepam_tf.ops import differences
 
+
 def _last_stage(model):
     k = model.stages
     return (model.get_layer(f"stage{k}_aggregation"), model.get_layer(f"stage{k}_gamma"),
