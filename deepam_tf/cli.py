@@ -8,7 +8,7 @@ import numpy as np
 
 from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
-                               PRECISIONS, check_sigma, denoiser_for, estimate_sigma, given_sigma)
+                               PRECISIONS, check_sigma, estimate_sigma, given_sigma, resolve_denoiser)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -27,9 +27,9 @@ def _demo(args):
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
     if DEFAULT_DENOISER in list_presets():
-        restored = denoise(noisy, sigma, model=args.model, tile_size=args.tile_size,
+        name = resolve_denoiser(args.model, sigma)
+        restored = denoise(noisy, sigma, model=name, tile_size=args.tile_size,
                            self_ensemble=args.self_ensemble, precision=args.precision)
-        name = denoiser_for(sigma) if args.model == AUTO_DENOISER else args.model
         method = f"DeepAM {'preset ' if name in list_presets() else ''}{name}"
     else:
         from deepam_tf.classic_am import classic_am
@@ -100,9 +100,8 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    model = args.model
-    if model == AUTO_DENOISER and fixed_sigma is None:
-        model = DEFAULT_DENOISER  # a specialist is for a σ known, not estimated
+    # A specialist is for a σ known, not estimated.
+    model = args.model if fixed_sigma is not None else resolve_denoiser(args.model, None)
     if model != AUTO_DENOISER:  # "auto" with a σ picks per file (opponent channels: blind)
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []

@@ -111,11 +111,9 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
 def evaluated_model(model, sigma, colour=False):
     """The model :func:`evaluate` runs for ``model`` at ``sigma``: ``model`` itself, or
     for ``"auto"`` the preset it stands for (see :func:`evaluate`)."""
-    from deepam_tf.restore import AUTO_DENOISER, DEFAULT_DENOISER, denoiser_for
+    from deepam_tf.restore import resolve_denoiser
 
-    if not (isinstance(model, str) and model == AUTO_DENOISER):
-        return model
-    return DEFAULT_DENOISER if colour else denoiser_for(sigma)
+    return resolve_denoiser(model, None if colour else sigma)  # colour: opponent channels
 
 
 def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False,

@@ -201,8 +201,7 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
     from deepam_tf.models.tiling import check_memory
 
     auto = isinstance(model, str) and model == AUTO_DENOISER
-    if auto:
-        model = DEFAULT_DENOISER if sigma is None else denoiser_for(check_sigma(sigma))
+    model = resolve_denoiser(model, sigma)
     sigma = given_sigma(sigma, model)
     model = load_for_task(model, "denoising", precision)
     shape = np.shape(image)
@@ -242,6 +241,15 @@ def given_sigma(sigma, model):
         logger.warning("%s was trained for sigma %g only, and sigma %g was given; %s serves "
                        "any sigma", model, meta["sigma"], sigma, meta["specialised_from"])
     return None if sigma is None else check_sigma(sigma)
+
+
+def resolve_denoiser(model, sigma):
+    """``model``, or for :data:`AUTO_DENOISER` the preset it stands for at ``sigma``:
+    :func:`denoiser_for` a σ the caller gives, :data:`DEFAULT_DENOISER` for ``None`` (a σ
+    to be estimated from the image, or the opponent channels' own σ)."""
+    if not (isinstance(model, str) and model == AUTO_DENOISER):
+        return model
+    return DEFAULT_DENOISER if sigma is None else denoiser_for(check_sigma(sigma))
 
 
 def denoiser_for(sigma):
