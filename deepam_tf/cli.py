@@ -237,7 +237,8 @@ def _refit_head(args):
     clean = refit.read_images(paths, model.channels)
     print(f"refitting the last stage's head of {args.model} at sigma {args.sigma:g} on "
           f"{len(paths)} images")
-    refit.refit_head(model, clean, args.sigma, epochs=args.epochs, batch_size=args.batch_size,
+    refit.refit_head(model, clean, args.sigma, first_layer=args.first_layer,
+                     epochs=args.epochs, batch_size=args.batch_size,
                      learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose)
     partial = args.output + ".partial.keras"
     model.save(partial)
@@ -383,6 +384,9 @@ def _parser():
     refit.add_argument("--images", help="training image folder, one image size (default: "
                                         "<data>/denoise/train400 without its validation images)")
     refit.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
+    refit.add_argument("--first-layer", type=_integer_at_least(2, "first layer"),
+                       help="first aggregation layer refitted (default: the one after the "
+                            "gamma features, 9 in the presets)")
     refit.add_argument("--epochs", type=_integer_at_least(1, "epochs"), default=35)
     refit.add_argument("--batch-size", type=_integer_at_least(1, "batch size"), default=16)
     refit.add_argument("--learning-rate", type=float, default=3e-4)

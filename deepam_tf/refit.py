@@ -1,15 +1,16 @@
 """Refitting the head of DeepAM's last stage under mean squared error, on cached features.
 
-The head is every weight downstream of the last stage's γ-layer features ``h``: the
-aggregation network's layers ``gamma_layer + 1 … depth`` and the γ network. Given ``h``,
-the image ``f`` and ``D u_{K-1}`` (the residual gradients), the output is
+The head is every weight downstream of the features ``h`` of one hidden layer of the last
+stage's aggregation network: its layers ``first_layer … depth`` and the γ network (by
+default ``first_layer = gamma_layer + 1``, so ``h`` holds the γ-layer features). Given
+``h``, the image ``f`` and ``D u_{K-1}`` (the residual gradients), the output is
 
     u_K = (Γ(h) + DᵀD)⁻¹ (Γ(h) f + Dᵀ(net(h) + D u_{K-1})),
 
 so the network before ``h`` runs once per training image (:func:`head_inputs`), and the
-fit (:func:`refit_head`, ``model.fit`` on :func:`head_model`) costs two convolution layers
-and the two solves per step instead of the whole cascade. Mean squared error, not the
-training L1, is the loss: it is what PSNR measures. Every other weight, and every
+fit (:func:`refit_head`, ``model.fit`` on :func:`head_model`) costs the head's convolution
+layers and the two solves per step instead of the whole cascade. Mean squared error, not
+the training L1, is the loss: it is what PSNR measures. Every other weight, and every
 batch-norm statistic, stays as it was.
 """
 
@@ -30,48 +31,79 @@ def _last_stage(model):
             model.get_layer(f"stage{k}_reconstruction"))
 
 
-def head_model(model):
+def _first_layer(model, first_layer):
+    """``first_layer`` checked, ``None`` meaning the layer after the γ features."""
+    if first_layer is None:
+        first_layer = model.gamma_layer + 1
+    if not 2 <= first_layer <= model.gamma_layer + 1:
+        raise ValueError(f"first_layer must be in [2, gamma_layer + 1 = {model.gamma_layer + 1}], "
+                         f"got {first_layer}")
+    if model.guidance_channels and model.fusion_layer >= first_layer:
+        raise ValueError(f"the guidance fusion (after layer {model.fusion_layer}) lies inside the "
+                         f"head (first_layer {first_layer})")
+    return first_layer
+
+
+def _hidden_layers(aggregation, x, first, last, guidance_features=None):
+    """Hidden layers ``first … last`` (1-based) of ``aggregation`` on ``x``, batch norm in
+    inference mode, as :meth:`AggregationNetwork.call` runs them; their features by layer."""
+    features = {}
+    for i in range(first - 1, last):
+        x = keras.ops.relu(aggregation.norms[i](aggregation.convs[i](x), training=False))
+        if i + 1 == aggregation.fusion_layer and guidance_features is not None:
+            x = keras.ops.concatenate([x, guidance_features], axis=-1)
+        features[i + 1] = x
+    return features
+
+
+def head_model(model, first_layer=None):
     """A Keras model ``{"image", "gradient", "features"} -> u_K`` made of the last stage's
     head layers of ``model`` (shared: fitting it changes ``model``); ``"gradient"`` is
-    ``D u_{K-1}`` and ``"features"`` the γ-layer features, as :func:`head_inputs` gives them.
-    Batch norm runs in inference mode."""
-    if model.guidance_channels and model.fusion_layer > model.gamma_layer:
-        raise ValueError("the guidance fusion lies inside the head (fusion_layer > gamma_layer)")
+    ``D u_{K-1}`` and ``"features"`` those of layer ``first_layer - 1``, as
+    :func:`head_inputs` gives them. Batch norm runs in inference mode."""
+    first_layer = _first_layer(model, first_layer)
     aggregation, gamma_network, reconstruction = _last_stage(model)
-    layer = model.gamma_layer
     image = keras.Input((None, None, model.channels), name="image")
     gradient = keras.Input((None, None, 2 * model.channels), name="gradient")
-    features = keras.Input((None, None, aggregation.convs[layer].kernel.shape[2]), name="features")
-    x = features
-    for conv, norm in zip(aggregation.convs[layer:-1], aggregation.norms[layer:]):
-        x = keras.ops.relu(norm(conv(x), training=False))
-    v = aggregation.convs[-1](x)
+    channels = aggregation.convs[first_layer - 1].kernel.shape[2]
+    features = keras.Input((None, None, channels), name="features")
+    hidden = {first_layer - 1: features}
+    hidden.update(_hidden_layers(aggregation, features, first_layer, model.depth - 1))
+    v = aggregation.convs[-1](hidden[model.depth - 1])
     if model.residual_gradients:
         v = v + gradient
-    u = reconstruction(image, v, gamma_network(features))
+    u = reconstruction(image, v, gamma_network(hidden[model.gamma_layer]))
     return keras.Model({"image": image, "gradient": gradient, "features": features}, u,
                        name=f"{model.name}_head")
 
 
-def head_inputs(model, inputs, batch_size=8):
+def head_inputs(model, inputs, first_layer=None, batch_size=8):
     """The inputs of :func:`head_model` for ``inputs`` (what ``model`` takes: the images
     ``[N, H, W, C]``, or a dict with the noise level / guidance), as numpy arrays."""
+    first_layer = _first_layer(model, first_layer)
     aggregation, _, _ = _last_stage(model)
     k = model.stages
     previous = model.get_layer(f"stage{k - 1}_reconstruction" if k > 1 else "image").output
-    extractor = keras.Model(model.input, [previous, aggregation.output[1]])
+    x = previous
+    if model.noise_level_input:
+        noise_map = model.get_layer("noise_level_map").output
+        x = keras.ops.concatenate([x, keras.ops.cast(noise_map, x.dtype)], axis=-1)
+    guidance = model.get_layer(f"stage{k}_guidance").output if model.guidance_channels else None
+    features = _hidden_layers(aggregation, x, 1, first_layer - 1, guidance)[first_layer - 1]
+    extractor = keras.Model(model.input, [previous, features])
     before, features = extractor.predict(inputs, batch_size=batch_size, verbose=0)
     image = inputs["image"] if isinstance(inputs, dict) else inputs
     return {"image": np.asarray(image, np.float32),
             "gradient": differences.gradient(before).numpy(), "features": features}
 
 
-def refit_head(model, clean, sigma, *, epochs=35, batch_size=16, learning_rate=3e-4, seed=0,
-               verbose=1):
+def refit_head(model, clean, sigma, *, first_layer=None, epochs=35, batch_size=16,
+               learning_rate=3e-4, seed=0, verbose=1):
     """Fits the last stage's head of the denoiser ``model`` to ``clean`` images
     ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale;
     one draw per image from ``default_rng(seed)``), under mean squared error: Adam,
-    cosine decay to 1% over the run. Changes ``model`` in place; returns the History."""
+    cosine decay to 1% over the run. ``first_layer``: the first aggregation layer refitted
+    (default: the one after the γ features). Changes ``model`` in place; returns the History."""
     clean = np.asarray(clean, np.float32)
     if clean.ndim != 4 or clean.shape[-1] != model.channels:
         raise ValueError(f"clean must have shape [N, H, W, {model.channels}], got {clean.shape}")
@@ -83,8 +115,8 @@ def refit_head(model, clean, sigma, *, epochs=35, batch_size=16, learning_rate=3
     inputs = noisy
     if model.noise_level_input:
         inputs = {"image": noisy, "noise_level": np.full((len(noisy), 1), sigma / 255, np.float32)}
-    cached = head_inputs(model, inputs)
-    head = head_model(model)
+    cached = head_inputs(model, inputs, first_layer)
+    head = head_model(model, first_layer)
     steps = epochs * math.ceil(len(clean) / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     head.compile(keras.optimizers.Adam(schedule), loss="mse")

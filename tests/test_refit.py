@@ -29,17 +29,20 @@ def _inputs(model, images, sigma=25, guidance=None):
     return named if len(named) > 1 else images
 
 
+@pytest.mark.parametrize("first_layer", [None, 2])
 @pytest.mark.parametrize("options", [dict(noise_level_input=True), dict(),
                                      dict(stages=1, noise_level_input=True),
                                      dict(guidance_channels=3)])
-def test_the_head_on_cached_inputs_gives_the_model_output(options):
+def test_the_head_on_cached_inputs_gives_the_model_output(options, first_layer):
     model = _randomised(DeepAM(**{**SMALL, **options}))
     rng = np.random.default_rng(1)
     images = rng.random((3, 20, 24, 1)).astype(np.float32)
     guidance = rng.random((3, 20, 24, 3)).astype(np.float32) if model.guidance_channels else None
     inputs = _inputs(model, images, guidance=guidance)
     want = model.predict(inputs, verbose=0)
-    got = head_model(model).predict(head_inputs(model, inputs), verbose=0)
+    cached = head_inputs(model, inputs, first_layer)
+    assert cached["features"].shape[-1] == 8 + 8 * (model.guidance_channels > 0 and first_layer == 2)
+    got = head_model(model, first_layer).predict(cached, verbose=0)
     assert np.std(want - images) > 1e-2  # the randomised model is far from the identity
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -70,12 +73,31 @@ def test_refit_lowers_the_error_and_changes_only_the_head():
                        "stage2_gamma/conv/bias"}  # frozen batch norm: neither scale nor statistics
 
 
+def test_a_deeper_refit_changes_the_layers_from_first_layer_on():
+    keras.utils.set_random_seed(0)
+    model = DeepAM(**SMALL, freeze_batch_norm=True)
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(4)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    before = {w.path: w.numpy() for w in model.weights}
+    refit_head(model, clean, 25, first_layer=2, epochs=2, batch_size=2, verbose=0)
+    changed = {w.path for w in model.weights if not np.array_equal(w.numpy(), before[w.path])}
+    assert changed == {"stage2_aggregation/conv2/kernel", "stage2_aggregation/conv3/kernel",
+                       "stage2_aggregation/conv4/kernel", "stage2_aggregation/conv4/bias",
+                       "stage2_gamma/conv/kernel", "stage2_gamma/conv/bias"}
+
+
 def test_refit_refuses_what_it_cannot_fit(tmp_path):
     model = DeepAM(**SMALL, noise_level_input=True)
     with pytest.raises(ValueError, match=r"clean must have shape \[N, H, W, 1\]"):
         refit_head(model, np.zeros((4, 16, 16, 3)), 25)
     with pytest.raises(ValueError, match="need at least batch_size=16 images, got 4"):
         refit_head(model, np.zeros((4, 16, 16, 1)), 25)
+    for first_layer in (1, 4):
+        with pytest.raises(ValueError, match=rf"first_layer must be in \[2, gamma_layer \+ 1 = 3\], "
+                                             rf"got {first_layer}"):
+            head_model(model, first_layer)
+    with pytest.raises(ValueError, match=r"fusion \(after layer 2\) lies inside the head"):
+        head_model(DeepAM(**{**SMALL, "fusion_layer": 2}, guidance_channels=3), 2)
     with pytest.raises(ValueError, match="takes a guidance image"):
         refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
     iio.imwrite(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
@@ -96,15 +118,16 @@ def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsy
     for i in range(4):
         iio.imwrite(tmp_path / "set" / f"{i}.png", skimage.data.camera()[:24, i * 30: i * 30 + 30])
     out = tmp_path / "refit.keras"
-    run = ["refit-head", str(source), "--sigma", "25", "--images", str(tmp_path / "set"),
+    run = ["refit-head", str(source), "--first-layer", "2", "--sigma", "25",
+           "--images", str(tmp_path / "set"),
            "-o", str(out), "--epochs", "1", "--batch-size", "2", "--verbose", "0"]
     assert cli.main(run) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     refitted = keras.models.load_model(out)
     assert refitted.freeze_batch_norm
-    kernel = "stage2_aggregation/conv4/kernel"
-    assert not np.array_equal(*(next(w.numpy() for w in m.weights if w.path == kernel)
-                                for m in (refitted, keras.models.load_model(source))))
+    for kernel in ("stage2_aggregation/conv2/kernel", "stage2_aggregation/conv4/kernel"):
+        assert not np.array_equal(*(next(w.numpy() for w in m.weights if w.path == kernel)
+                                    for m in (refitted, keras.models.load_model(source))))
     assert source.read_bytes() == original
     written = out.read_bytes()
     assert cli.main(run) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
