@@ -91,38 +91,73 @@ def head_inputs(model, inputs, first_layer=None, batch_size=8):
     guidance = model.get_layer(f"stage{k}_guidance").output if model.guidance_channels else None
     features = _hidden_layers(aggregation, x, 1, first_layer - 1, guidance)[first_layer - 1]
     extractor = keras.Model(model.input, [previous, features])
-    before, features = extractor.predict(inputs, batch_size=batch_size, verbose=0)
-    image = inputs["image"] if isinstance(inputs, dict) else inputs
-    return {"image": np.asarray(image, np.float32),
-            "gradient": differences.gradient(before).numpy(), "features": features}
+    named = inputs if isinstance(inputs, dict) else {"image": inputs}
+    image = np.asarray(named["image"], np.float32)
+    cached = None
+    # Filled batch by batch: the features of a few hundred images take gigabytes.
+    for start in range(0, len(image), batch_size):
+        batch = {name: value[start: start + batch_size] for name, value in named.items()}
+        before, features = extractor.predict_on_batch(batch if isinstance(inputs, dict) else batch["image"])
+        if cached is None:
+            cached = {"image": image,
+                      "gradient": np.empty(image.shape[:-1] + (2 * image.shape[-1],), np.float32),
+                      "features": np.empty(image.shape[:-1] + features.shape[-1:], np.float32)}
+        cached["gradient"][start: start + len(before)] = differences.gradient(before).numpy()
+        cached["features"][start: start + len(before)] = features
+    return cached
 
 
-def refit_head(model, clean, sigma, *, first_layer=None, epochs=35, batch_size=16,
+class _Batches(keras.utils.PyDataset):
+    """Shuffled batches of the cached head inputs, sliced from the arrays without copying
+    them whole (as ``fit`` on the arrays would); a new order each epoch from ``seed``."""
+
+    def __init__(self, cached, targets, batch_size, seed):
+        super().__init__()
+        self.cached, self.targets, self.batch_size = cached, targets, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = np.sort(self.order[index * self.batch_size: (index + 1) * self.batch_size])
+        return {name: value[chosen] for name, value in self.cached.items()}, self.targets[chosen]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.targets))
+
+
+def refit_head(model, clean, sigma, *, first_layer=None, draws=1, epochs=35, batch_size=16,
                learning_rate=3e-4, seed=0, verbose=1):
     """Fits the last stage's head of the denoiser ``model`` to ``clean`` images
     ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale;
-    one draw per image from ``default_rng(seed)``), under mean squared error: Adam,
-    cosine decay to 1% over the run. ``first_layer``: the first aggregation layer refitted
-    (default: the one after the γ features). Changes ``model`` in place; returns the History."""
+    ``draws`` draws per image, in turn from ``default_rng(seed)``), under mean squared
+    error: Adam, cosine decay to 1% over the run; an epoch passes each noisy image once.
+    ``first_layer``: the first aggregation layer refitted (default: the one after the γ
+    features). Changes ``model`` in place; returns the History."""
     clean = np.asarray(clean, np.float32)
     if clean.ndim != 4 or clean.shape[-1] != model.channels:
         raise ValueError(f"clean must have shape [N, H, W, {model.channels}], got {clean.shape}")
     if clean.shape[0] < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} images, got {clean.shape[0]}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     if model.guidance_channels:
         raise ValueError("refit_head fits denoisers; this model takes a guidance image")
-    noisy = clean + np.random.default_rng(seed).normal(0, sigma / 255, clean.shape).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    targets = np.concatenate([clean] * draws)
+    noisy = np.concatenate([clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
+                            for _ in range(draws)])
     inputs = noisy
     if model.noise_level_input:
         inputs = {"image": noisy, "noise_level": np.full((len(noisy), 1), sigma / 255, np.float32)}
-    cached = head_inputs(model, inputs, first_layer)
+    batches = _Batches(head_inputs(model, inputs, first_layer), targets, batch_size, seed)
     head = head_model(model, first_layer)
-    steps = epochs * math.ceil(len(clean) / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * len(batches),
+                                                      alpha=0.01)
     head.compile(keras.optimizers.Adam(schedule), loss="mse")
-    keras.utils.set_random_seed(seed)
-    return head.fit(cached, clean, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                    shuffle=True)
+    return head.fit(batches, epochs=epochs, verbose=verbose)
 
 
 def read_images(paths, channels=1):

@@ -73,6 +73,21 @@ def test_refit_lowers_the_error_and_changes_only_the_head():
                        "stage2_gamma/conv/bias"}  # frozen batch norm: neither scale nor statistics
 
 
+def test_a_refit_on_several_noise_draws_fits_them_all():
+    keras.utils.set_random_seed(0)
+    model = DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True)
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(4)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    history = refit_head(model, clean, 25, draws=2, epochs=20, batch_size=4, learning_rate=3e-3,
+                         verbose=0)
+    rng = np.random.default_rng(0)  # the draws, in turn
+    errors = [np.mean((model.predict(_inputs(model, clean + rng.normal(0, 25 / 255, clean.shape)
+                                              .astype(np.float32)), verbose=0) - clean) ** 2)
+              for _ in range(3)]
+    assert history.history["loss"][-1] == pytest.approx(np.mean(errors[:2]), rel=0.02)
+    assert errors[2] > 1.02 * np.mean(errors[:2])  # a draw the fit did not see
+
+
 def test_a_deeper_refit_changes_the_layers_from_first_layer_on():
     keras.utils.set_random_seed(0)
     model = DeepAM(**SMALL, freeze_batch_norm=True)
@@ -98,6 +113,8 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
             head_model(model, first_layer)
     with pytest.raises(ValueError, match=r"fusion \(after layer 2\) lies inside the head"):
         head_model(DeepAM(**{**SMALL, "fusion_layer": 2}, guidance_channels=3), 2)
+    with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
+        refit_head(model, np.zeros((16, 16, 16, 1)), 25, draws=0)
     with pytest.raises(ValueError, match="takes a guidance image"):
         refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
     iio.imwrite(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
