@@ -238,6 +238,7 @@ def _refit_head(args):
     print(f"refitting the last stage's head of {args.model} at sigma {args.sigma:g} on "
           f"{len(paths)} images")
     refit.refit_head(model, clean, args.sigma, first_layer=args.first_layer, draws=args.draws,
+                     loss=args.loss,
                      epochs=args.epochs, batch_size=args.batch_size,
                      learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose)
     partial = args.output + ".partial.keras"
@@ -390,6 +391,8 @@ def _parser():
     refit.add_argument("--draws", type=_integer_at_least(1, "draws"), default=1,
                        help="noise draws per image (each draw's features are cached: about "
                             "3 GB per draw of 360 images of 180x180)")
+    refit.add_argument("--loss", choices=["mse", "psnr"], default="mse",
+                       help="mean squared error, or minus the mean PSNR over images")
     refit.add_argument("--epochs", type=_integer_at_least(1, "epochs"), default=35,
                        help="passes over the noisy images (all draws)")
     refit.add_argument("--batch-size", type=_integer_at_least(1, "batch size"), default=16)

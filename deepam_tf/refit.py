@@ -1,4 +1,5 @@
-"""Refitting the head of DeepAM's last stage under mean squared error, on cached features.
+"""Refitting the head of DeepAM's last stage under mean squared error (or minus the mean
+PSNR), on cached features.
 
 The head is every weight downstream of the features ``h`` of one hidden layer of the last
 stage's aggregation network: its layers ``first_layer … depth`` and the γ network (by
@@ -128,12 +129,24 @@ class _Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.targets))
 
 
-def refit_head(model, clean, sigma, *, first_layer=None, draws=1, epochs=35, batch_size=16,
-               learning_rate=3e-4, seed=0, verbose=1):
+def negative_psnr(clean, restored):
+    """``-PSNR`` of each image (data range 1) in dB: as a loss, the mean over a batch is
+    minus the mean PSNR that the benchmarks report. Unlike the mean squared error, it
+    weighs each image's error relative to its own size, as that mean does."""
+    error = keras.ops.mean(keras.ops.square(restored - clean), axis=(1, 2, 3))
+    return 10 * keras.ops.log(error) / math.log(10)
+
+
+LOSSES = {"mse": "mse", "psnr": negative_psnr}
+
+
+def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", epochs=35,
+               batch_size=16, learning_rate=3e-4, seed=0, verbose=1):
     """Fits the last stage's head of the denoiser ``model`` to ``clean`` images
     ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale;
     ``draws`` draws per image, in turn from ``default_rng(seed)``), under mean squared
-    error: Adam, cosine decay to 1% over the run; an epoch passes each noisy image once.
+    error (``loss="mse"``) or minus the mean PSNR (``"psnr"``, :func:`negative_psnr`): Adam,
+    cosine decay to 1% over the run; an epoch passes each noisy image once.
     ``first_layer``: the first aggregation layer refitted (default: the one after the γ
     features). Changes ``model`` in place; returns the History."""
     clean = np.asarray(clean, np.float32)
@@ -141,6 +154,8 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, epochs=35, bat
         raise ValueError(f"clean must have shape [N, H, W, {model.channels}], got {clean.shape}")
     if clean.shape[0] < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} images, got {clean.shape[0]}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
     if model.guidance_channels:
@@ -156,7 +171,7 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, epochs=35, bat
     head = head_model(model, first_layer)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * len(batches),
                                                       alpha=0.01)
-    head.compile(keras.optimizers.Adam(schedule), loss="mse")
+    head.compile(keras.optimizers.Adam(schedule), loss=LOSSES[loss])
     return head.fit(batches, epochs=epochs, verbose=verbose)
 
 

@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 
 from deepam_tf import DeepAM, cli
-from deepam_tf.refit import head_inputs, head_model, read_images, refit_head
+from deepam_tf.refit import head_inputs, head_model, negative_psnr, read_images, refit_head
 
 SMALL = dict(stages=2, features=8, depth=4, gamma_layer=2, fusion_layer=1)
 
@@ -71,6 +71,34 @@ def test_refit_lowers_the_error_and_changes_only_the_head():
     assert changed == {"stage2_aggregation/conv3/kernel", "stage2_aggregation/conv4/kernel",
                        "stage2_aggregation/conv4/bias", "stage2_gamma/conv/kernel",
                        "stage2_gamma/conv/bias"}  # frozen batch norm: neither scale nor statistics
+
+
+def test_the_psnr_loss_is_minus_each_images_psnr_and_a_refit_raises_the_mean_psnr():
+    rng = np.random.default_rng(0)
+    clean = rng.random((3, 8, 8, 1)).astype(np.float32)
+    restored = clean + rng.normal(0, [[[[0.01]]], [[[0.1]]], [[[0.3]]]], clean.shape).astype(np.float32)
+    want = [-10 * np.log10(np.mean((r - c) ** 2)) for c, r in zip(clean, restored)]
+    np.testing.assert_allclose(-keras.ops.convert_to_numpy(negative_psnr(clean, restored)), want,
+                               rtol=1e-5)
+
+    keras.utils.set_random_seed(0)
+    model = DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True)
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(8)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
+
+    def mean_psnr():
+        restored = model.predict(_inputs(model, noisy), verbose=0)
+        return np.mean([-10 * np.log10(np.mean((r - c) ** 2)) for c, r in zip(clean, restored)])
+
+    start = mean_psnr()
+    history = refit_head(model, clean, 25, loss="psnr", epochs=20, batch_size=4,
+                         learning_rate=3e-3, verbose=0)
+    after = mean_psnr()
+    assert after > start + 0.5
+    assert -history.history["loss"][-1] == pytest.approx(after, abs=0.05)
+    with pytest.raises(ValueError, match=r"loss must be one of \['mse', 'psnr'\], got 'l1'"):
+        refit_head(model, clean, 25, loss="l1", batch_size=4)
 
 
 def test_a_refit_on_several_noise_draws_fits_them_all():
