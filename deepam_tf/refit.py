@@ -94,6 +94,8 @@ def head_inputs(model, inputs, first_layer=None, batch_size=8):
     extractor = keras.Model(model.input, [previous, features])
     named = inputs if isinstance(inputs, dict) else {"image": inputs}
     image = np.asarray(named["image"], np.float32)
+    if len(image) == 0:
+        raise ValueError("no images to cache the head's inputs of")
     cached = None
     # Filled batch by batch: the features of a few hundred images take gigabytes.
     for start in range(0, len(image), batch_size):

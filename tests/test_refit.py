@@ -141,6 +141,8 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
             head_model(model, first_layer)
     with pytest.raises(ValueError, match=r"fusion \(after layer 2\) lies inside the head"):
         head_model(DeepAM(**{**SMALL, "fusion_layer": 2}, guidance_channels=3), 2)
+    with pytest.raises(ValueError, match="no images to cache"):
+        head_inputs(model, {"image": np.zeros((0, 16, 16, 1)), "noise_level": np.zeros((0, 1))})
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         refit_head(model, np.zeros((16, 16, 16, 1)), 25, draws=0)
     with pytest.raises(ValueError, match="takes a guidance image"):
