@@ -45,12 +45,26 @@ def _first_layer(model, first_layer):
     return first_layer
 
 
+class _InferenceNorm(keras.layers.Layer):
+    """A batch-norm layer run in inference mode whatever the training flag. A functional
+    model passes its own flag to every layer whose call takes one, over the
+    ``training=False`` it was built with; this call takes none. Its scale and offset are
+    fitted unless the layer is frozen; its statistics never change."""
+
+    def __init__(self, norm, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = norm
+
+    def call(self, x):
+        return self.norm(x, training=False)
+
+
 def _hidden_layers(aggregation, x, first, last, guidance_features=None):
     """Hidden layers ``first … last`` (1-based) of ``aggregation`` on ``x``, batch norm in
     inference mode, as :meth:`AggregationNetwork.call` runs them; their features by layer."""
     features = {}
     for i in range(first - 1, last):
-        x = keras.ops.relu(aggregation.norms[i](aggregation.convs[i](x), training=False))
+        x = keras.ops.relu(_InferenceNorm(aggregation.norms[i])(aggregation.convs[i](x)))
         if i + 1 == aggregation.fusion_layer and guidance_features is not None:
             x = keras.ops.concatenate([x, guidance_features], axis=-1)
         features[i + 1] = x
@@ -146,7 +160,9 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
                batch_size=16, learning_rate=3e-4, seed=0, verbose=1):
     """Fits the last stage's head of the denoiser ``model`` to ``clean`` images
     ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale;
-    ``draws`` draws per image, in turn from ``default_rng(seed)``), under mean squared
+    or a range ``(low, high)``: each noisy image's σ drawn uniformly from it, for a
+    noise-level-conditioned model; ``draws`` draws per image, in turn from
+    ``default_rng(seed)``), under mean squared
     error (``loss="mse"``) or minus the mean PSNR (``"psnr"``, :func:`negative_psnr`): Adam,
     cosine decay to 1% over the run; an epoch passes each noisy image once.
     ``first_layer``: the first aggregation layer refitted (default: the one after the γ
@@ -163,18 +179,37 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
     if model.guidance_channels:
         raise ValueError("refit_head fits denoisers; this model takes a guidance image")
     rng = np.random.default_rng(seed)
+    # A range's levels are drawn first, so one σ leaves the noise as it was.
+    levels = _noise_levels(model, sigma, len(clean) * draws, rng)
+    scales = (np.reshape(levels, (draws, -1, 1, 1, 1)) if np.ndim(levels) else [levels] * draws)
     targets = np.concatenate([clean] * draws)
-    noisy = np.concatenate([clean + rng.normal(0, sigma / 255, clean.shape).astype(np.float32)
-                            for _ in range(draws)])
+    noisy = np.concatenate([clean + rng.normal(0, scale / 255, clean.shape).astype(np.float32)
+                            for scale in scales])
     inputs = noisy
     if model.noise_level_input:
-        inputs = {"image": noisy, "noise_level": np.full((len(noisy), 1), sigma / 255, np.float32)}
+        levels = np.broadcast_to(np.reshape(levels, (-1, 1)), (len(noisy), 1))
+        inputs = {"image": noisy, "noise_level": (levels / 255).astype(np.float32)}
     batches = _Batches(head_inputs(model, inputs, first_layer), targets, batch_size, seed)
     head = head_model(model, first_layer)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * len(batches),
                                                       alpha=0.01)
     head.compile(keras.optimizers.Adam(schedule), loss=LOSSES[loss])
     return head.fit(batches, epochs=epochs, verbose=verbose)
+
+
+def _noise_levels(model, sigma, count, rng):
+    """``sigma`` itself, or for a range ``(low, high)`` ``count`` levels drawn uniformly."""
+    if np.ndim(sigma) == 0:
+        return float(sigma)
+    bounds = np.asarray(sigma, np.float64).ravel()
+    if bounds.size != 2 or not 0 <= bounds[0] < bounds[1] < np.inf:
+        raise ValueError(f"a sigma range must be (low, high) with 0 <= low < high < inf, "
+                         f"got {tuple(bounds.tolist())}")
+    low, high = bounds
+    if not model.noise_level_input:
+        raise ValueError("a sigma range needs a noise-level-conditioned model; this one "
+                         "takes no noise level")
+    return rng.uniform(low, high, count)
 
 
 def read_images(paths, channels=1):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from deepam_tf import DeepAM, cli
+from deepam_tf import DeepAM, cli, refit
 from deepam_tf.refit import head_inputs, head_model, negative_psnr, read_images, refit_head
 
 SMALL = dict(stages=2, features=8, depth=4, gamma_layer=2, fusion_layer=1)
@@ -42,9 +42,12 @@ def test_the_head_on_cached_inputs_gives_the_model_output(options, first_layer):
     want = model.predict(inputs, verbose=0)
     cached = head_inputs(model, inputs, first_layer)
     assert cached["features"].shape[-1] == 8 + 8 * (model.guidance_channels > 0 and first_layer == 2)
-    got = head_model(model, first_layer).predict(cached, verbose=0)
+    head = head_model(model, first_layer)
+    got = head.predict(cached, verbose=0)
     assert np.std(want - images) > 1e-2  # the randomised model is far from the identity
     np.testing.assert_allclose(got, want, atol=1e-5)
+    # as fit runs it: batch norm keeps its statistics though these models train theirs
+    np.testing.assert_allclose(head(cached, training=True), want, atol=1e-5)
 
 
 def test_refit_lowers_the_error_and_changes_only_the_head():
@@ -116,6 +119,26 @@ def test_a_refit_on_several_noise_draws_fits_them_all():
     assert errors[2] > 1.02 * np.mean(errors[:2])  # a draw the fit did not see
 
 
+def test_a_refit_over_a_sigma_range_gives_each_image_its_own_level(monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True)
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(4)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    cached = []
+    monkeypatch.setattr(refit, "head_inputs", lambda *args: cached.append(args[1]) or head_inputs(*args))
+    history = refit_head(model, clean, (5, 50), draws=2, epochs=20, batch_size=4,
+                         learning_rate=3e-3, verbose=0)
+    rng = np.random.default_rng(0)  # every level, then each draw's noise
+    levels = rng.uniform(5, 50, 2 * len(clean)).reshape(2, -1, 1, 1, 1)
+    noisy = np.concatenate([clean + rng.normal(0, level / 255, clean.shape).astype(np.float32)
+                            for level in levels])
+    np.testing.assert_array_equal(cached[0]["image"], noisy)
+    np.testing.assert_allclose(cached[0]["noise_level"], levels.reshape(-1, 1) / 255, rtol=1e-6)
+    assert np.ptp(levels) > 20
+    error = np.mean((model.predict(cached[0], verbose=0) - np.concatenate([clean] * 2)) ** 2)
+    assert history.history["loss"][-1] == pytest.approx(error, rel=0.02)
+
+
 def test_a_deeper_refit_changes_the_layers_from_first_layer_on():
     keras.utils.set_random_seed(0)
     model = DeepAM(**SMALL, freeze_batch_norm=True)
@@ -145,6 +168,10 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
         head_inputs(model, {"image": np.zeros((0, 16, 16, 1)), "noise_level": np.zeros((0, 1))})
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         refit_head(model, np.zeros((16, 16, 16, 1)), 25, draws=0)
+    with pytest.raises(ValueError, match=r"with 0 <= low < high < inf, got \(30.0, 20.0\)"):
+        refit_head(model, np.zeros((16, 16, 16, 1)), (30, 20))
+    with pytest.raises(ValueError, match="a sigma range needs a noise-level-conditioned model"):
+        refit_head(DeepAM(**SMALL), np.zeros((16, 16, 16, 1)), (0, 55))
     with pytest.raises(ValueError, match="takes a guidance image"):
         refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
     iio.imwrite(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
@@ -181,3 +208,6 @@ def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsy
     assert out.read_bytes() == written
     assert cli.main(run[:-6] + ["-o", str(tmp_path / "x.h5")]) == 1
     assert "must be a .keras file" in capsys.readouterr().err
+    assert cli.main(run[:-6] + ["-o", str(tmp_path / "y.keras"), "--sigma", "5", "25", "50"]) == 1
+    assert "--sigma takes one level or a range LOW HIGH, got 3 values" in capsys.readouterr().err
+    assert not (tmp_path / "y.keras").exists()
