@@ -152,6 +152,20 @@ def test_a_deeper_refit_changes_the_layers_from_first_layer_on():
                        "stage2_gamma/conv/kernel", "stage2_gamma/conv/bias"}
 
 
+def test_a_refit_of_a_model_that_trains_batch_norm_keeps_its_statistics():
+    keras.utils.set_random_seed(0)
+    model = _randomised(DeepAM(**SMALL))
+    clean = np.stack([skimage.data.camera()[i * 24: i * 24 + 24, 100:132] for i in range(4)])
+    clean = (clean[..., None] / 255.0).astype(np.float32)
+    before = {w.path: w.numpy() for w in model.weights}
+    refit_head(model, clean, 25, first_layer=2, epochs=2, batch_size=2, verbose=0)
+    changed = {w.path for w in model.weights if not np.array_equal(w.numpy(), before[w.path])}
+    assert not any("moving" in path for path in changed)
+    assert {"stage2_aggregation/bn2/gamma", "stage2_aggregation/bn3/beta"} <= changed
+    assert not any(path.startswith(("stage1", "stage2_aggregation/bn1", "stage2_aggregation/conv1"))
+                   for path in changed)
+
+
 def test_refit_refuses_what_it_cannot_fit(tmp_path):
     model = DeepAM(**SMALL, noise_level_input=True)
     with pytest.raises(ValueError, match=r"clean must have shape \[N, H, W, 1\]"):
