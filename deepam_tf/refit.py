@@ -159,12 +159,12 @@ LOSSES = {"mse": "mse", "psnr": negative_psnr}
 def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", epochs=35,
                batch_size=16, learning_rate=3e-4, seed=0, verbose=1):
     """Fits the last stage's head of the denoiser ``model`` to ``clean`` images
-    ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale;
-    or a range ``(low, high)``: each noisy image's σ drawn uniformly from it, for a
-    noise-level-conditioned model; ``draws`` draws per image, in turn from
-    ``default_rng(seed)``), under mean squared
-    error (``loss="mse"``) or minus the mean PSNR (``"psnr"``, :func:`negative_psnr`): Adam,
-    cosine decay to 1% over the run; an epoch passes each noisy image once.
+    ``[N, H, W, C]`` in [0, 1] (one size) with Gaussian noise of ``sigma`` (0–255 scale),
+    or of a level drawn uniformly per noisy image from a range ``sigma = (low, high)``
+    (noise-level-conditioned models); ``draws`` draws per image, in turn from
+    ``default_rng(seed)``. The loss is mean squared error (``loss="mse"``) or minus the
+    mean PSNR (``"psnr"``, :func:`negative_psnr`); Adam, cosine decay to 1% over the run;
+    an epoch passes each noisy image once.
     ``first_layer``: the first aggregation layer refitted (default: the one after the γ
     features). Changes ``model`` in place; returns the History."""
     clean = np.asarray(clean, np.float32)
