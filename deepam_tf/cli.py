@@ -230,16 +230,14 @@ def _refit_head(args):
 
     if not args.output.endswith(".keras"):
         raise ValueError(f"the output must be a .keras file, got {args.output}")
-    if len(args.sigma) > 2:
-        raise ValueError(f"--sigma takes one level or a range LOW HIGH, got {len(args.sigma)} values")
-    sigma = check_sigma(args.sigma[0]) if len(args.sigma) == 1 else tuple(args.sigma)
+    sigma = args.sigma if args.sigma_range is None else tuple(args.sigma_range)
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists; pass --overwrite to replace it")
     paths = list_images(args.images) if args.images else splits.denoise_fit_paths(data_dir(args.data_dir))
     model = load_preset(args.model)
     clean = refit.read_images(paths, model.channels)
     print(f"refitting the last stage's head of {args.model} at sigma "
-          f"{' to '.join(f'{value:g}' for value in args.sigma)} on {len(paths)} images")
+          f"{' to '.join(f'{value:g}' for value in np.atleast_1d(sigma))} on {len(paths)} images")
     refit.refit_head(model, clean, sigma, first_layer=args.first_layer, draws=args.draws,
                      loss=args.loss,
                      epochs=args.epochs, batch_size=args.batch_size,
@@ -383,9 +381,11 @@ def _parser():
         "refit-head", help="refit a denoiser's last-stage head (after its gamma features) "
                            "under MSE at one sigma or a range, every other weight fixed")
     refit.add_argument("model", help="preset name or .keras file")
-    refit.add_argument("--sigma", type=float, nargs="+", required=True, metavar="SIGMA",
-                       help="the noise level (0-255 scale), or LOW HIGH: each noisy image's "
-                            "drawn uniformly from that range (noise-level-conditioned models)")
+    levels = refit.add_mutually_exclusive_group(required=True)
+    levels.add_argument("--sigma", type=_sigma, help="the noise level (0-255 scale)")
+    levels.add_argument("--sigma-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="each noisy image's level drawn uniformly from [LOW, HIGH] "
+                             "(noise-level-conditioned models)")
     refit.add_argument("-o", "--output", required=True, help="the refitted model (.keras)")
     refit.add_argument("--images", help="training image folder, one image size (default: "
                                         "<data>/denoise/train400 without its validation images)")

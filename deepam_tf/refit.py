@@ -200,6 +200,8 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
 def _noise_levels(model, sigma, count, rng):
     """``sigma`` itself, or for a range ``(low, high)`` ``count`` levels drawn uniformly."""
     if np.ndim(sigma) == 0:
+        if not 0 < float(sigma) < np.inf:
+            raise ValueError(f"sigma must be a positive finite level, got {sigma}")
         return float(sigma)
     bounds = np.asarray(sigma, np.float64).ravel()
     if bounds.size != 2 or not 0 <= bounds[0] < bounds[1] < np.inf:

@@ -186,6 +186,9 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
         refit_head(model, np.zeros((16, 16, 16, 1)), (30, 20))
     with pytest.raises(ValueError, match="a sigma range needs a noise-level-conditioned model"):
         refit_head(DeepAM(**SMALL), np.zeros((16, 16, 16, 1)), (0, 55))
+    for sigma in (0, np.nan):
+        with pytest.raises(ValueError, match=f"sigma must be a positive finite level, got {sigma}"):
+            refit_head(model, np.zeros((16, 16, 16, 1)), sigma)
     with pytest.raises(ValueError, match="takes a guidance image"):
         refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
     iio.imwrite(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
@@ -222,6 +225,10 @@ def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsy
     assert out.read_bytes() == written
     assert cli.main(run[:-6] + ["-o", str(tmp_path / "x.h5")]) == 1
     assert "must be a .keras file" in capsys.readouterr().err
-    assert cli.main(run[:-6] + ["-o", str(tmp_path / "y.keras"), "--sigma", "5", "25", "50"]) == 1
-    assert "--sigma takes one level or a range LOW HIGH, got 3 values" in capsys.readouterr().err
-    assert not (tmp_path / "y.keras").exists()
+    ranged = [str(source), "--sigma-range", "5", "50", "--images", str(tmp_path / "set"),
+              "-o", str(tmp_path / "r.keras")] + run[-6:]
+    assert cli.main(["refit-head"] + ranged) == 0
+    assert "at sigma 5 to 50 on 4 images" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["refit-head", "--sigma", "25"] + ranged)
+    assert "argument --sigma-range: not allowed with argument --sigma" in capsys.readouterr().err
