@@ -15,6 +15,7 @@ the training L1, is the loss: it is what PSNR measures. Every other weight, and 
 batch-norm statistic, stays as it was.
 """
 
+import logging
 import math
 import os
 
@@ -24,6 +25,8 @@ import tensorflow as tf
 
 from deepam_tf.data import read_image
 from deepam_tf.ops import differences
+
+logger = logging.getLogger("deepam_tf")
 
 
 def _last_stage(model):
@@ -181,6 +184,10 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
     rng = np.random.default_rng(seed)
     # A range's levels are drawn first, so one σ leaves the noise as it was.
     levels = _noise_levels(model, sigma, len(clean) * draws, rng)
+    if loss == "psnr" and np.min(sigma) < 1:
+        logger.warning("the PSNR loss weighs each image by 1 / its error: images with noise "
+                       "levels below 1 (down to %g here) will dominate the fit; a range from "
+                       "1 or more is safer", np.min(sigma))
     scales = (np.reshape(levels, (draws, -1, 1, 1, 1)) if np.ndim(levels) else [levels] * draws)
     targets = np.concatenate([clean] * draws)
     noisy = np.concatenate([clean + rng.normal(0, scale / 255, clean.shape).astype(np.float32)

@@ -1,3 +1,5 @@
+import logging
+
 import imageio.v3 as iio
 import keras
 import numpy as np
@@ -137,6 +139,16 @@ def test_a_refit_over_a_sigma_range_gives_each_image_its_own_level(monkeypatch):
     assert np.ptp(levels) > 20
     error = np.mean((model.predict(cached[0], verbose=0) - np.concatenate([clean] * 2)) ** 2)
     assert history.history["loss"][-1] == pytest.approx(error, rel=0.02)
+
+
+def test_the_psnr_loss_over_levels_near_zero_warns(caplog):
+    model = DeepAM(**SMALL, noise_level_input=True, freeze_batch_norm=True)
+    clean = np.full((4, 16, 16, 1), 0.5, np.float32)
+    for low, warned in ((0, True), (5, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+            refit_head(model, clean, (low, 30), loss="psnr", epochs=1, batch_size=4, verbose=0)
+        assert any("levels below 1" in r.getMessage() for r in caplog.records) == warned
 
 
 def test_a_deeper_refit_changes_the_layers_from_first_layer_on():
