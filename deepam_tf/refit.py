@@ -188,14 +188,12 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
         logger.warning("the PSNR loss weighs each image by 1 / its error: images with noise "
                        "levels below 1 (down to %g here) will dominate the fit; a range from "
                        "1 or more is safer", np.min(sigma))
-    scales = (np.reshape(levels, (draws, -1, 1, 1, 1)) if np.ndim(levels) else [levels] * draws)
     targets = np.concatenate([clean] * draws)
     noisy = np.concatenate([clean + rng.normal(0, scale / 255, clean.shape).astype(np.float32)
-                            for scale in scales])
+                            for scale in levels.reshape(draws, -1, 1, 1, 1)])
     inputs = noisy
     if model.noise_level_input:
-        levels = np.broadcast_to(np.reshape(levels, (-1, 1)), (len(noisy), 1))
-        inputs = {"image": noisy, "noise_level": (levels / 255).astype(np.float32)}
+        inputs = {"image": noisy, "noise_level": (levels.reshape(-1, 1) / 255).astype(np.float32)}
     batches = _Batches(head_inputs(model, inputs, first_layer), targets, batch_size, seed)
     head = head_model(model, first_layer)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * len(batches),
@@ -205,11 +203,12 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
 
 
 def _noise_levels(model, sigma, count, rng):
-    """``sigma`` itself, or for a range ``(low, high)`` ``count`` levels drawn uniformly."""
+    """``count`` noise levels: ``sigma`` each time, or for a range ``(low, high)`` drawn
+    uniformly from it."""
     if np.ndim(sigma) == 0:
         if not 0 < float(sigma) < np.inf:
             raise ValueError(f"sigma must be a positive finite level, got {sigma}")
-        return float(sigma)
+        return np.full(count, float(sigma))
     bounds = np.asarray(sigma, np.float64).ravel()
     if bounds.size != 2 or not 0 <= bounds[0] < bounds[1] < np.inf:
         raise ValueError(f"a sigma range must be (low, high) with 0 <= low < high < inf, "
