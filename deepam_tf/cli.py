@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 
-from deepam_tf.image_io import join_alpha, read_image_file, split_alpha, write_image_file
+from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, join_alpha, read_image_file,
+                                split_alpha, write_image_file)
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
                                PRECISIONS, check_sigma, estimate_sigma, given_sigma, resolve_denoiser)
 
@@ -22,6 +23,7 @@ def _demo(args):
     from deepam_tf.models import list_presets
     from deepam_tf.restore import denoise
 
+    check_writable(args.output)
     sigma = args.sigma or DEMO_SIGMA
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
@@ -60,7 +62,9 @@ def _sources_and_targets(inputs, output):
             folder = os.path.normpath(item) + "_denoised" if output is None else output
             pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
         elif output is None:
-            pairs.append((item, "{0}_denoised{1}".format(*os.path.splitext(item))))
+            stem, extension = os.path.splitext(item)
+            extension = extension if extension.lower() in IMAGE_EXTENSIONS else ".png"
+            pairs.append((item, f"{stem}_denoised{extension}"))
         elif len(inputs) == 1 and not os.path.isdir(output):
             pairs.append((item, output))
         else:
@@ -68,6 +72,7 @@ def _sources_and_targets(inputs, output):
             pairs.append((item, os.path.join(output, os.path.basename(item))))
     seen = {}
     for source, target in pairs:
+        check_writable(target)
         key = os.path.abspath(target)
         if key in seen:
             raise ValueError(f"{seen[key]} and {source} would both be written to {target}")
@@ -147,6 +152,7 @@ def _one_channel(image, path, what):
 def _upsample_depth(args):
     from deepam_tf.restore import upsample_depth
 
+    check_writable(args.output)
     depth = _one_channel(read_image_file(args.depth), args.depth, "depth")
     rgb = read_image_file(args.rgb)
     if rgb.ndim != 3:
@@ -166,6 +172,7 @@ def _upsample_depth(args):
 def _restore_nir(args):
     from deepam_tf.restore import restore_with_nir
 
+    check_writable(args.output)
     rgb, alpha = split_alpha(read_image_file(args.rgb, keep_alpha=True))
     nir = _one_channel(read_image_file(args.nir), args.nir, "NIR")
     if rgb.shape[:2] != nir.shape[:2]:

@@ -26,9 +26,14 @@ PROTOCOL = (
 
 
 def _read_unit(path):
-    """An 8- or 16-bit image file as float32 in [0, 1]."""
+    """An 8- or 16-bit image file, or a floating-point TIFF in [0, 1], as float32 in [0, 1]."""
     image = read_image_file(path)
-    return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    if image.dtype.kind != "f":
+        return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    if not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1:
+        raise ValueError(f"{path}: a clean floating-point image must have finite values in "
+                         f"[0, 1], got [{image.min():g}, {image.max():g}]")
+    return image
 
 
 def read_gray(path):

@@ -1,10 +1,17 @@
 """Reading and writing image files with clear errors; writes never leave partial files."""
 
+import logging
 import os
 
 import numpy as np
 
+logger = logging.getLogger("deepam_tf")
+
 JPEG_QUALITY = 95
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # read from folders
+SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")  # other formats get 8-bit results
+NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def rgb_to_gray(image):
@@ -44,6 +51,8 @@ def read_image_file(path, keep_alpha=False):
         raise ValueError(f"{path}: not a readable image ({reason})") from None
     if image.ndim == 3 and image.shape[-1] == 4 and _is_cmyk(path):
         image = np.asarray(iio.imread(path, mode="RGB"))
+    if image.dtype == np.uint8 and _png_bit_depth(path) == 16:
+        image = _decode_png16(path)  # Pillow reads 16-bit colour PNGs as 8-bit
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.dtype.kind == "f" and _is_tiff(path):
@@ -75,32 +84,80 @@ def join_alpha(colour, alpha):
     return np.concatenate([colour, alpha[..., None].astype(colour.dtype)], axis=-1)
 
 
+def _png_bit_depth(path):
+    """The bit depth in a PNG file's header, or None for any other file."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    return header[24] if len(header) == 26 and header.startswith(PNG_SIGNATURE) else None
+
+
+def _decode_png16(path):
+    """A 16-bit PNG (already read once by Pillow, so known to be sound) as uint16."""
+    import tensorflow as tf
+
+    with open(path, "rb") as handle:
+        image = tf.io.decode_png(handle.read(), channels=0, dtype=tf.uint16).numpy()
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
 def _is_tiff(path):
     return os.path.splitext(path)[1].lower() in (".tif", ".tiff")
+
+
+def check_writable(path):
+    """ValueError unless ``path`` names a format this module writes (no extension: PNG)."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension and extension not in IMAGE_EXTENSIONS:
+        raise ValueError(f"{path}: cannot write {extension} images; use one of "
+                         f"{', '.join(IMAGE_EXTENSIONS)}")
 
 
 def write_image_file(path, image, overwrite=False):
     """Writes ``image`` (uint8/uint16, or float in [0, 1]: float32 to a TIFF, 8-bit to
     other formats) to ``path`` through a temporary file and an atomic rename; refuses to
-    replace a file unless ``overwrite``."""
-    import imageio.v3 as iio
-
+    replace a file unless ``overwrite``. 16-bit images stay 16-bit in PNG and TIFF; other
+    formats hold 8 bits, and get the image rounded to 8 bits. JPEG holds no alpha: that
+    of an ``[H, W, 2|4]`` image is dropped. Both are logged."""
+    check_writable(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output folder {directory} does not exist")
     image = np.asarray(image)
+    extension = (os.path.splitext(path)[1] or ".png").lower()
     if image.dtype.kind == "f":
         image = np.clip(image, 0.0, 1.0)
         image = image.astype(np.float32) if _is_tiff(path) else np.round(image * 255.0).astype(np.uint8)
-    extension = os.path.splitext(path)[1] or ".png"
-    # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
-    options = {"quality": JPEG_QUALITY} if extension.lower() in (".jpg", ".jpeg") else {}
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ValueError(f"{path}: cannot write an image of dtype {image.dtype}; uint8, uint16 "
+                         f"or float in [0, 1]")
+    if image.dtype == np.uint16 and extension not in SIXTEEN_BIT_EXTENSIONS:
+        logger.warning("%s: %s images hold 8 bits per channel; the 16-bit result is written "
+                       "as 8-bit (write a .png or .tif to keep 16 bits)", path, extension)
+        image = np.round(image / 257.0).astype(np.uint8)
+    if extension in NO_ALPHA_EXTENSIONS and split_alpha(image)[1] is not None:
+        logger.warning("%s: %s images hold no alpha channel; it is dropped", path, extension)
+        image = split_alpha(image)[0]
+    data = _encoded(image, extension)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
     try:
-        iio.imwrite(tmp, image, extension=extension, **options)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _encoded(image, extension):
+    """The file contents of ``image`` (uint8, uint16 or float32) in the format of ``extension``."""
+    if extension == ".png":  # Pillow cannot write 16-bit colour PNGs; TensorFlow can
+        import tensorflow as tf
+
+        return tf.io.encode_png(image[..., None] if image.ndim == 2 else image).numpy()
+    import imageio.v3 as iio
+
+    # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
+    options = {"quality": JPEG_QUALITY} if extension in (".jpg", ".jpeg") else {}
+    return iio.imwrite("<bytes>", image, extension=extension, **options)

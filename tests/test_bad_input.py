@@ -1,6 +1,7 @@
 """The README's bad-input table, one test per row: what a new user might feed the
 command line or the one-call API, and the clear outcome each gets."""
 
+import os
 import re
 
 import imageio.v3 as iio
@@ -161,18 +162,19 @@ def test_output_folder_that_cannot_be_written(tmp_path, model_path, capsys):
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    """Ctrl-C while a file is being written: no output, no temporary file left."""
-    import imageio.v3
+    """Ctrl-C once the temporary file is written: no output, no temporary file left."""
+    from deepam_tf import image_io
 
-    def interrupted(path, *args, **kwargs):
-        with open(path, "wb") as handle:
-            handle.write(b"half")
+    written = []
+
+    def interrupted(source, target):
+        written.append(os.path.getsize(source))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio.v3, "imwrite", interrupted)
+    monkeypatch.setattr(image_io.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_image_file(str(tmp_path / "o.png"), np.zeros((4, 4), np.uint8))
-    assert list(tmp_path.iterdir()) == []
+    assert written and written[0] > 0 and list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_during_a_folder_run(tmp_path, model_path, monkeypatch, capsys):

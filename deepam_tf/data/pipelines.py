@@ -5,9 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.image_io import rgb_to_gray
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from deepam_tf.image_io import IMAGE_EXTENSIONS, rgb_to_gray
 
 
 def list_images(folder):

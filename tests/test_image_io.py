@@ -1,0 +1,122 @@
+"""Image files: every layout and bit depth the command line reads comes back as written."""
+
+import logging
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+from PIL import Image
+
+from deepam_tf import cli
+from deepam_tf.image_io import read_image_file, write_image_file
+
+
+def _image(channels, dtype):
+    rng = np.random.default_rng(channels)
+    high = np.iinfo(dtype).max
+    shape = (17, 23) if channels == 1 else (17, 23, channels)
+    return rng.integers(0, high + 1, shape, dtype=np.int64).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4], ids=["gray", "gray+alpha", "rgb", "rgba"])
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_every_layout_and_bit_depth_round_trips_exactly(tmp_path, channels, dtype, extension):
+    image = _image(channels, dtype)
+    path = str(tmp_path / f"x{extension}")
+    write_image_file(path, image)
+    np.testing.assert_array_equal(read_image_file(path, keep_alpha=True), image)
+    assert read_image_file(path, keep_alpha=True).dtype == dtype
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_a_16_bit_colour_png_from_elsewhere_is_read_at_16_bits(tmp_path, channels):
+    # Pillow reads these as 8-bit; the file is written by another encoder (TensorFlow's).
+    image = _image(channels, np.uint16)
+    (tmp_path / "deep.png").write_bytes(tf.io.encode_png(image).numpy())
+    assert (tmp_path / "deep.png").read_bytes()[24] == 16  # the header's bit depth
+    np.testing.assert_array_equal(read_image_file(str(tmp_path / "deep.png"), keep_alpha=True), image)
+    with Image.open(tmp_path / "deep.png") as pillow:
+        assert np.asarray(pillow).dtype == np.uint8  # what this module works around
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".bmp"])
+def test_16_bits_into_an_8_bit_format_are_rounded_and_logged(tmp_path, caplog, extension):
+    image = _image(3, np.uint16)
+    path = str(tmp_path / f"x{extension}")
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        write_image_file(path, image)
+    assert f"{extension} images hold 8 bits per channel" in caplog.text
+    written = read_image_file(path)
+    assert written.dtype == np.uint8
+    expected = np.round(image / 257.0)
+    if extension == ".bmp":  # lossless
+        np.testing.assert_array_equal(written, expected)
+    else:  # before the fix a 16-bit image came out all white here
+        assert abs(written.mean() - expected.mean()) < 3
+
+
+@pytest.mark.parametrize("channels", [2, 4], ids=["gray+alpha", "rgba"])
+def test_alpha_into_a_jpeg_is_dropped_and_logged(tmp_path, caplog, channels):
+    image = np.dstack([skimage.data.astronaut()[:24, :32, : channels - 1],
+                       np.full((24, 32), 9, np.uint8)])
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        write_image_file(str(tmp_path / "x.jpg"), image)
+    assert ".jpg images hold no alpha channel" in caplog.text
+    written = read_image_file(str(tmp_path / "x.jpg"), keep_alpha=True)
+    assert written.shape == image[..., :-1].squeeze().shape
+    assert np.abs(written.astype(int) - image[..., :-1].squeeze()).mean() < 3
+
+
+def test_an_unsupported_dtype_is_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(ValueError, match="x.png: cannot write an image of dtype int32"):
+        write_image_file(str(tmp_path / "x.png"), np.zeros((4, 4), np.int32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_line_keeps_a_16_bit_colour_png_at_16_bits(tmp_path, model_path):
+    clean = skimage.data.astronaut()[:32, :40].astype(np.uint16) * 257
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 10 * 257, clean.shape), 0, 65535).astype(np.uint16)
+    (tmp_path / "in.png").write_bytes(tf.io.encode_png(noisy).numpy())
+    assert cli.main(["denoise", str(tmp_path / "in.png"), "--sigma", "10", "--model", model_path,
+                     "-o", str(tmp_path / "out.png")]) == 0
+    out = read_image_file(str(tmp_path / "out.png"))
+    assert out.dtype == np.uint16 and out.shape == clean.shape
+    assert np.any(out % 257 != 0)  # more than 8 bits of it survived
+
+
+def test_an_output_format_that_is_not_written_is_refused_before_any_work(tmp_path, model_path,
+                                                                         capsys, monkeypatch):
+    from deepam_tf import restore
+
+    skimage_camera = skimage.data.camera()[:16, :16]
+    write_image_file(str(tmp_path / "a.png"), skimage_camera)
+    monkeypatch.setattr(restore, "denoise", lambda *a, **k: pytest.fail("denoised"))
+    for args in (["denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.xyz")],
+                 ["denoise", "-o", str(tmp_path / "demo.gif")]):
+        assert cli.main(args + ["--sigma", "10", "--model", model_path]) == 1
+        assert "cannot write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_an_input_in_a_format_not_written_gets_a_png_beside_it(tmp_path, model_path):
+    Image.fromarray(skimage.data.camera()[:16, :16]).save(tmp_path / "a.webp", lossless=True)
+    assert cli.main(["denoise", str(tmp_path / "a.webp"), "--sigma", "10", "--model", model_path]) == 0
+    assert read_image_file(str(tmp_path / "a_denoised.png")).shape[:2] == (16, 16)  # WebP is RGB
+
+
+def test_evaluation_reads_16_bit_colour_and_float_tiff_ground_truth_at_full_precision(tmp_path):
+    from deepam_tf.evaluation import read_gray, read_rgb
+
+    rgb = _image(3, np.uint16)
+    (tmp_path / "deep.png").write_bytes(tf.io.encode_png(rgb).numpy())
+    np.testing.assert_allclose(read_rgb(str(tmp_path / "deep.png")), rgb / 65535.0, atol=1e-7)
+    gray = (rgb[..., 0] / 65535.0).astype(np.float32)
+    write_image_file(str(tmp_path / "gray.tif"), gray)
+    np.testing.assert_array_equal(read_gray(str(tmp_path / "gray.tif")), gray)
+    iio.imwrite(tmp_path / "wide.tif", np.full((4, 4), 7.0, np.float32))  # 0-255 scale
+    with pytest.raises(ValueError, match="wide.tif: a clean floating-point image must have "):
+        read_gray(str(tmp_path / "wide.tif"))
