@@ -71,14 +71,16 @@ def _layout(image, name="image"):
 
 
 def _wavelet_sigma(image, channel_axis=None):
-    """skimage's wavelet MAD noise estimate (0–1 scale, averaged over channels), without
-    the numpy warnings it raises on degenerate images (the result is then NaN)."""
+    """skimage's wavelet MAD noise estimate (0–1 scale, averaged over channels). skimage
+    leaves out detail coefficients that are exactly 0; a channel whose are all 0 (e.g. a
+    constant one) has no measurable noise, 0 here (skimage: NaN, with numpy warnings)."""
     import skimage.restoration
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(skimage.restoration.estimate_sigma(image, channel_axis=channel_axis,
-                                                        average_sigmas=True))
+        sigmas = skimage.restoration.estimate_sigma(image, channel_axis=channel_axis,
+                                                    average_sigmas=False)
+    return float(np.mean(np.nan_to_num(np.atleast_1d(sigmas), nan=0.0)))
 
 
 def estimate_sigma(image):
@@ -87,11 +89,7 @@ def estimate_sigma(image):
     ``MIN_ESTIMATED_SIGMA`` (a clean image estimates about 0)."""
     unit, _ = to_unit_range(image)
     _layout(unit)
-    sigma = _wavelet_sigma(unit, -1 if unit.ndim == 3 else None)
-    if not np.isfinite(sigma):
-        raise ValueError(f"cannot estimate the noise level of a {unit.shape[1]}x{unit.shape[0]} "
-                         f"image; give sigma")
-    return max(sigma * 255.0, MIN_ESTIMATED_SIGMA)
+    return max(_wavelet_sigma(unit, -1 if unit.ndim == 3 else None) * 255.0, MIN_ESTIMATED_SIGMA)
 
 
 def check_sigma(sigma):

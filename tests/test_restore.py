@@ -40,6 +40,20 @@ def test_sigma_none_is_estimated_and_reported(model_path, caplog):
     assert 15 < estimate < 25
 
 
+def test_a_noise_free_constant_image_or_channel_estimates_no_noise(model_path):
+    from deepam_tf.restore import MIN_ESTIMATED_SIGMA, chroma_noise_ratio, estimate_sigma
+
+    constant = np.zeros((64, 64), np.uint8)  # a black frame: skimage's estimate is NaN
+    assert estimate_sigma(constant) == MIN_ESTIMATED_SIGMA
+    np.testing.assert_array_equal(denoise(constant, None, model=model_path), constant)
+    noisy = np.clip(skimage.data.camera()[:64, :64] / 255.0
+                    + np.random.default_rng(0).normal(0, 20 / 255, (64, 64)), 0, 1)
+    one_constant = np.dstack([noisy, noisy, np.zeros((64, 64))])
+    assert estimate_sigma(one_constant) == pytest.approx(estimate_sigma(noisy) * 2 / 3, rel=1e-6)
+    # A noisy gray image stored as RGB: its chroma is 0 (to round-off), no independent noise.
+    assert chroma_noise_ratio(np.dstack([noisy] * 3)) < 1e-6
+
+
 @pytest.mark.parametrize(
     "image, sigma, match",
     [
