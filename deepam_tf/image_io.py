@@ -14,9 +14,12 @@ NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
+
+
 def rgb_to_gray(image):
     """ITU-R 601 luma of an ``[H, W, 3+]`` float image, ``[H, W]``."""
-    return image[..., :3] @ np.array([0.2989, 0.587, 0.114], np.float32)
+    return image[..., :3] @ np.array(LUMA_WEIGHTS, np.float32)
 
 
 def _is_cmyk(path):

@@ -94,3 +94,37 @@ def test_tfds_builder_reads_manual_dir(tmp_path):
     assert names == ["00.png", "01.png", "02.png"]
     sample = next(iter(data.tfds_image_dataset(ds)))["image"]
     assert sample.dtype == tf.float32 and float(tf.reduce_max(sample)) <= 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_lossless_layout_is_read_with_one_gray_and_one_colour_rule(tmp_path, channels):
+    from deepam_tf.image_io import rgb_to_gray, write_image_file
+
+    rgb = skimage.data.astronaut()[:24, :32]
+    gray = skimage.data.camera()[:24, :32]
+    alpha = np.full((24, 32), 200, np.uint8)
+    cases = {"gray": gray, "gray+alpha": np.dstack([gray, alpha]), "rgb": rgb,
+             "rgba": np.dstack([rgb, alpha])}
+    paths, expected = [], []
+    for name, image in cases.items():
+        colour = image[..., :3] if image.ndim == 3 and image.shape[-1] >= 3 else image[..., :1] \
+            if image.ndim == 3 else image[..., None]
+        unit = colour / 255.0
+        want = (rgb_to_gray(unit.astype(np.float32))[..., None] if unit.shape[-1] == 3 else unit) \
+            if channels == 1 else np.broadcast_to(unit, (24, 32, 3))
+        for extension, dtype in [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16),
+                                 (".bmp", np.uint8)]:
+            if extension == ".bmp" and name == "gray+alpha":
+                continue  # BMP holds no gray+alpha
+            path = str(tmp_path / f"{name}_{np.dtype(dtype).name}{extension}")
+            write_image_file(path, image.astype(dtype) * (257 if dtype == np.uint16 else 1))
+            paths.append(path)
+            expected.append(want)
+    write_image_file(str(tmp_path / "float.tif"), (gray / 255.0).astype(np.float32))
+    paths.append(str(tmp_path / "float.tif"))
+    expected.append(gray[..., None] / 255.0 if channels == 1 else np.dstack([gray / 255.0] * 3))
+    for path, want in zip(paths, expected):  # eagerly (as refit-head reads) ...
+        np.testing.assert_allclose(data.read_image(path, channels).numpy(), want, atol=1e-6,
+                                   err_msg=path)
+    for sample, want in zip(data.image_dataset(paths, channels), expected):  # ... and in tf.data
+        np.testing.assert_allclose(sample["image"].numpy(), want, atol=1e-6)

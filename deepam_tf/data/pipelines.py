@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.image_io import IMAGE_EXTENSIONS, rgb_to_gray
+from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, read_image_file
 
 
 def list_images(folder):
@@ -22,33 +22,46 @@ def list_images(folder):
     return files
 
 
-def _read_tiff(path, channels):
-    import imageio.v3 as iio
-
-    image = np.asarray(iio.imread(path.decode()))
+def _read_tiff(path):
+    """A TIFF (8/16-bit or floating point) as float32 ``[H, W, C]``, nominally in [0, 1]."""
+    image = read_image_file(np.asarray(path).item().decode(), keep_alpha=True)
     scale = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
     image = image.astype(np.float32) / scale
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if channels == 1 and image.shape[-1] >= 3:
-        image = rgb_to_gray(image)[..., None]
-    return image[..., :channels].astype(np.float32)
+    return image if image.ndim == 3 else image[:, :, None]
+
+
+def _with_channels(image, channels):
+    """``[H, W, C]`` as ``[H, W, channels]``. For 1 or 3 channels, gray, gray+alpha, RGB
+    and RGBA are taken: alpha dropped, colour to gray by ITU-R 601 luma (as
+    :func:`rgb_to_gray`), gray repeated. Any other count must be the image's own."""
+    if channels not in (1, 3):
+        return tf.ensure_shape(image, [None, None, channels])
+    have = tf.shape(image)[-1]
+    image = tf.cond(tf.equal(have % 2, 0), lambda: image[..., :-1], lambda: image)
+    if channels == 1:
+        luma = tf.constant(LUMA_WEIGHTS, tf.float32)
+        return tf.cond(tf.equal(tf.shape(image)[-1], 3),
+                       lambda: tf.reduce_sum(image * luma, axis=-1, keepdims=True), lambda: image)
+    return tf.cond(tf.equal(tf.shape(image)[-1], 1), lambda: tf.tile(image, [1, 1, 3]),
+                   lambda: image)
 
 
 def read_image(path, channels):
-    """Reads an 8- or 16-bit PNG, a JPEG, BMP or TIFF as float32 ``[H, W, channels]`` in [0, 1]."""
+    """Reads an 8- or 16-bit PNG, a JPEG, BMP or TIFF as float32 ``[H, W, channels]`` in
+    [0, 1], converted as :func:`_with_channels` says."""
     path = tf.convert_to_tensor(path)
     lower = tf.strings.lower(path)
     is_tiff = tf.strings.regex_full_match(lower, r".*\.tiff?")
 
     def decode():
         data = tf.io.read_file(path)
-        return tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
+        return tf.io.decode_image(data, channels=0, dtype=tf.float32, expand_animations=False)
 
     def decode_tiff():
-        return tf.numpy_function(lambda p: _read_tiff(p, channels), [path], tf.float32)
+        return tf.numpy_function(_read_tiff, [path], tf.float32)
 
     image = tf.cond(is_tiff, decode_tiff, decode)
+    image = _with_channels(tf.ensure_shape(image, [None, None, None]), channels)
     image.set_shape([None, None, channels])
     return image
 
@@ -66,13 +79,9 @@ def image_dataset(files, channels=1):
 def tfds_image_dataset(dataset, channels=1):
     """``{"image": float32 [H, W, C]}`` samples from a TFDS dataset with an ``"image"``
     feature (uint8 or uint16), cached."""
-    import tensorflow as tf
-
     def convert(example):
         image = tf.image.convert_image_dtype(example["image"], tf.float32)
-        if channels == 1 and image.shape[-1] == 3:
-            image = tf.image.rgb_to_grayscale(image)
-        return {"image": image}
+        return {"image": _with_channels(image, channels)}
 
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).cache()
 
