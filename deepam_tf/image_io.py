@@ -12,8 +12,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # read fr
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")  # other formats get 8-bit results
 NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
 
 

@@ -80,8 +80,10 @@ def test_tfds_builder_reads_manual_dir(tmp_path):
 
     manual = tmp_path / "manual" / "set12"
     manual.mkdir(parents=True)
-    for i in range(3):
+    for i in range(2):
         iio.imwrite(manual / f"{i:02d}.png", skimage.data.camera()[: 20 + i, :30])
+    astronaut = skimage.data.astronaut()[:24, :30]
+    iio.imwrite(manual / "02.png", astronaut)  # colour: its luma, as the evaluation reads it
     ds = tfds.load(
         "deepam_denoise/set12",
         split="test",
@@ -94,6 +96,10 @@ def test_tfds_builder_reads_manual_dir(tmp_path):
     assert names == ["00.png", "01.png", "02.png"]
     sample = next(iter(data.tfds_image_dataset(ds)))["image"]
     assert sample.dtype == tf.float32 and float(tf.reduce_max(sample)) <= 1.0
+    colour = next(ex["image"].numpy() for ex in ds if ex["file_name"].numpy() == b"02.png")
+    from deepam_tf.evaluation import read_gray
+
+    np.testing.assert_allclose(colour[..., 0] / 255.0, read_gray(str(manual / "02.png")), atol=0.5 / 255)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from deepam_tf.data.pipelines import list_images
+from deepam_tf.image_io import read_image_file, rgb_to_gray
 
 
 class DeepamDenoise(tfds.core.GeneratorBasedBuilder):
@@ -49,11 +50,15 @@ class DeepamDenoise(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(folder)}
 
     def _generate_examples(self, folder):
-        import imageio.v3 as iio
-
         for path in list_images(folder):
-            image = iio.imread(path)
-            if image.ndim == 2:
-                image = image[:, :, None]
             name = os.path.basename(path)
-            yield name, {"image": image[:, :, :1], "file_name": name}
+            yield name, {"image": _gray8(path)[:, :, None], "file_name": name}
+
+
+def _gray8(path):
+    """An 8-bit image file as uint8 gray ``[H, W]``; colour by its luma, as the evaluation
+    reads it (:func:`deepam_tf.evaluation.read_gray`)."""
+    image = read_image_file(path)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: the deepam_denoise sets hold 8-bit images, got {image.dtype}")
+    return image if image.ndim == 2 else np.round(rgb_to_gray(image.astype(np.float32))).astype(np.uint8)
