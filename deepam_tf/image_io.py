@@ -13,6 +13,7 @@ SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")  # other formats get 8-bit re
 NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
+EXIF_ORIENTATION = 0x0112
 
 
 def rgb_to_gray(image):
@@ -20,14 +21,28 @@ def rgb_to_gray(image):
     return image[..., :3] @ np.array(LUMA_WEIGHTS, np.float32)
 
 
-def _is_cmyk(path):
+def _pillow_info(path):
+    """``(mode, EXIF orientation)`` of an image file as Pillow sees it; ``(None, 1)`` when
+    Pillow cannot open it or there is no orientation tag."""
     try:
         from PIL import Image
 
         with Image.open(path) as handle:
-            return handle.mode == "CMYK"
+            return handle.mode, int(handle.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:
-        return False
+        return None, 1
+
+
+# The array as a viewer shows it, for each EXIF orientation (as PIL.ImageOps.exif_transpose).
+UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 def read_image_file(path, keep_alpha=False):
@@ -35,7 +50,8 @@ def read_image_file(path, keep_alpha=False):
     floating-point TIFF as float32, nominally in [0, 1]).
 
     An alpha channel is dropped (kept as the last channel with ``keep_alpha``: ``[H, W, 2]``
-    or ``[H, W, 4]``), CMYK is converted to RGB, 1-bit images become 0/255.
+    or ``[H, W, 4]``), CMYK is converted to RGB, 1-bit images become 0/255, and an EXIF
+    orientation (phone photos) is applied, so the array is the image as viewers show it.
     Raises ``ValueError`` naming the file when it is missing,
     empty or not a readable image.
     """
@@ -50,7 +66,8 @@ def read_image_file(path, keep_alpha=False):
     except Exception as error:  # imageio raises many types for corrupt data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: not a readable image ({reason})") from None
-    if image.ndim == 3 and image.shape[-1] == 4 and _is_cmyk(path):
+    mode, orientation = _pillow_info(path)
+    if image.ndim == 3 and image.shape[-1] == 4 and mode == "CMYK":
         image = np.asarray(iio.imread(path, mode="RGB"))
     if image.dtype == np.uint8 and _png_bit_depth(path) == 16:
         image = _decode_png16(path)  # Pillow reads 16-bit colour PNGs as 8-bit
@@ -63,6 +80,8 @@ def read_image_file(path, keep_alpha=False):
             f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype}); "
             f"8- or 16-bit integer images, or floating-point TIFF"
         )
+    if orientation in UPRIGHT:
+        image = np.ascontiguousarray(UPRIGHT[orientation](image))
     if image.ndim == 3 and image.shape[-1] in (2, 4) and not keep_alpha:
         image = split_alpha(image)[0]
     return image

@@ -120,3 +120,29 @@ def test_evaluation_reads_16_bit_colour_and_float_tiff_ground_truth_at_full_prec
     iio.imwrite(tmp_path / "wide.tif", np.full((4, 4), 7.0, np.float32))  # 0-255 scale
     with pytest.raises(ValueError, match="wide.tif: a clean floating-point image must have "):
         read_gray(str(tmp_path / "wide.tif"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("layout", ["gray", "rgb"])
+def test_an_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientation, layout):
+    from PIL import ImageOps
+
+    pixels = skimage.data.astronaut()[:20, :30] if layout == "rgb" else skimage.data.camera()[:20, :30]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(tmp_path / "phone.png", exif=exif.tobytes())
+    with Image.open(tmp_path / "phone.png") as handle:
+        shown = np.asarray(ImageOps.exif_transpose(handle))
+    image = read_image_file(str(tmp_path / "phone.png"))
+    np.testing.assert_array_equal(image, shown)
+    assert image.shape[:2] == ((30, 20) if orientation >= 5 else (20, 30))
+
+
+def test_a_rotated_phone_photo_is_written_upright(tmp_path, model_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.fromarray(skimage.data.astronaut()[:24, :40]).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    assert cli.main(["denoise", str(tmp_path / "phone.jpg"), "--sigma", "5", "--model", model_path,
+                     "-o", str(tmp_path / "out.png")]) == 0
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (24, 40) and out.getexif().get(0x0112) is None  # shown as the input is
