@@ -75,6 +75,11 @@ def read_image_file(path, keep_alpha=False):
         image = image.astype(np.uint8) * 255
     if image.dtype.kind == "f" and _is_tiff(path):
         image = image.astype(np.float32)
+    if image.ndim == 4 and image.shape[0] == 1:
+        image = image[0]  # one frame (a GIF)
+    if image.ndim == 4 or (image.ndim == 3 and image.shape[-1] > 4):
+        raise ValueError(f"{path}: shape {image.shape} holds several frames or pages, or more "
+                         f"than 4 channels; one image of 1 to 4 channels per file is read")
     if image.ndim not in (2, 3) or image.dtype not in (np.uint8, np.uint16, np.float32):
         raise ValueError(
             f"{path}: unsupported image (shape {image.shape}, dtype {image.dtype}); "

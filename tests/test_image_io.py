@@ -146,3 +146,16 @@ def test_a_rotated_phone_photo_is_written_upright(tmp_path, model_path):
                      "-o", str(tmp_path / "out.png")]) == 0
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (24, 40) and out.getexif().get(0x0112) is None  # shown as the input is
+
+
+def test_a_stack_of_pages_or_frames_is_refused_and_one_frame_is_read(tmp_path):
+    camera = skimage.data.camera()[:20, :30]
+    iio.imwrite(tmp_path / "pages.tif", np.stack([camera, 255 - camera]))  # read as (2, 20, 30)
+    with pytest.raises(ValueError, match=r"pages.tif: shape \(2, 20, 30\) holds several frames or pages"):
+        read_image_file(str(tmp_path / "pages.tif"))
+    frames = [Image.fromarray(camera), Image.fromarray(255 - camera)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ValueError, match=r"anim.gif: shape \(2, 20, 30, 3\) holds several frames"):
+        read_image_file(str(tmp_path / "anim.gif"))
+    frames[0].save(tmp_path / "still.gif")
+    assert read_image_file(str(tmp_path / "still.gif")).shape[:2] == (20, 30)
