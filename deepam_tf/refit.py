@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.data import read_image
+from deepam_tf.data import read_image_checked
 from deepam_tf.ops import differences
 
 logger = logging.getLogger("deepam_tf")
@@ -223,12 +223,7 @@ def _noise_levels(model, sigma, count, rng):
 def read_images(paths, channels=1):
     """Training images as one float32 array ``[N, H, W, channels]`` in [0, 1]; they must
     share one size (the head is fitted on whole images, solved as they are at inference)."""
-    images = []
-    for path in map(os.fspath, paths):
-        try:
-            images.append(read_image(path, channels).numpy())
-        except tf.errors.OpError as error:
-            raise ValueError(f"{path}: not a readable image ({error.message})") from None
+    images = [read_image_checked(path, channels).numpy() for path in map(os.fspath, paths)]
     sizes = sorted({image.shape[:2] for image in images})
     if len(sizes) > 1:
         raise ValueError(f"training images must share one size; found {len(sizes)} sizes "

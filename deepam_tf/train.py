@@ -216,14 +216,18 @@ def train_samples(config, data_root=None):
     spec = config["data"]
     root = data.data_dir(data_root)
     task = spec.get("task", "denoise")
+    # Every file is read once first: inside tf.data a file that cannot be read stops the
+    # run mid-epoch with an error that names no file.
     if task == "denoise":
         files = data.list_images(os.path.join(root, spec["train"]))
+        data.check_images(files, spec.get("channels", 1))
         return data.image_dataset(files, spec.get("channels", 1))
-    if task == "depth_sr":
-        return data.paired_dataset(splits.depth_train_pairs(root), 1, 3)
-    if task == "rgb_nir":
-        return data.paired_dataset(splits.rgb_nir_pairs(root, "train"), 3, 1)
-    raise ValueError(f"unknown task {task!r} in the config's data section")
+    if task not in ("depth_sr", "rgb_nir"):
+        raise ValueError(f"unknown task {task!r} in the config's data section")
+    pairs, channels = ((splits.depth_train_pairs(root), (1, 3)) if task == "depth_sr"
+                       else (splits.rgb_nir_pairs(root, "train"), (3, 1)))
+    data.check_pairs(pairs, *channels)
+    return data.paired_dataset(pairs, *channels)
 
 
 def train_dataset(config, data_root=None):

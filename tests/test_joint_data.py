@@ -114,3 +114,15 @@ def test_training_scenes_that_match_test_scenes_are_removed(tmp_path):
     inputs, target = next(iter(train.train_dataset(config, str(tmp_path))))
     assert inputs["image"].shape == (2, 64, 64, 1) and inputs["guidance"].shape == (2, 64, 64, 3)
     assert target.shape == (2, 64, 64, 1)
+
+
+def test_check_pairs_names_an_unreadable_file_and_a_pair_of_two_sizes(tmp_path):
+    iio.imwrite(tmp_path / "depth.png", skimage.data.camera()[:32, :40])
+    iio.imwrite(tmp_path / "rgb.png", skimage.data.astronaut()[:32, :40])
+    iio.imwrite(tmp_path / "rgb_small.png", skimage.data.astronaut()[:16, :40])
+    (tmp_path / "broken.png").write_bytes(b"junk")
+    data.check_pairs([(str(tmp_path / "depth.png"), str(tmp_path / "rgb.png"))], 1, 3)
+    with pytest.raises(ValueError, match=r"depth.png is 32x40 but its guidance .*rgb_small.png is 16x40"):
+        data.check_pairs([(str(tmp_path / "depth.png"), str(tmp_path / "rgb_small.png"))], 1, 3)
+    with pytest.raises(ValueError, match=r"broken.png: not a readable image"):
+        data.check_pairs([(str(tmp_path / "depth.png"), str(tmp_path / "broken.png"))], 1, 3)

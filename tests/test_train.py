@@ -162,6 +162,15 @@ def test_frozen_batch_norm_keeps_its_statistics_while_the_rest_trains(tmp_path):
     np.testing.assert_array_equal(model(inputs, training=True), model(inputs, training=False))
 
 
+@pytest.mark.parametrize("bad", [b"not an image", b"\x89PNG\r\n\x1a\n truncated"])
+def test_an_unreadable_training_image_is_named_before_anything_is_written(tmp_path, bad):
+    config = _config(tmp_path)
+    (tmp_path / "data" / "train" / "9.png").write_bytes(bad)
+    with pytest.raises(ValueError, match=r"9.png: not a readable image"):
+        train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "change, match",
     [

@@ -9,14 +9,16 @@ from deepam_tf.data.degradations import (
     upsample_bilinear,
 )
 from deepam_tf.data.synthetic import depth_scene
-from deepam_tf.data.pairs import find_overlaps, list_pairs, pair_key, paired_dataset
+from deepam_tf.data.pairs import check_pairs, find_overlaps, list_pairs, pair_key, paired_dataset
 from deepam_tf.data.pipelines import (
     IMAGE_EXTENSIONS,
+    check_images,
     evaluation_dataset,
     image_dataset,
     list_images,
     patch_dataset,
     read_image,
+    read_image_checked,
     tfds_image_dataset,
 )
 
@@ -37,6 +39,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DepthDownsampling",
     "GaussianNoise",
+    "check_images",
+    "check_pairs",
     "downsample_nearest",
     "find_overlaps",
     "list_pairs",
@@ -50,5 +54,6 @@ __all__ = [
     "list_images",
     "patch_dataset",
     "read_image",
+    "read_image_checked",
     "tfds_image_dataset",
 ]

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.data.pipelines import list_images, read_image
+from deepam_tf.data.pipelines import check_images, list_images, read_image
 
 _MODALITY_SUFFIX = re.compile(r"_(output|ouput)_(color|depth)$|_(rgb|nir|gt|depth|color)$")
 
@@ -37,6 +37,17 @@ def list_pairs(folder, image="depth", guidance="rgb", names=None):
             raise ValueError(f"{folder}: no pair named {missing}")
         images = {k: v for k, v in images.items() if k in names}
     return [(images[k], guides[k]) for k in sorted(images)]
+
+
+def check_pairs(pairs, image_channels, guidance_channels):
+    """Reads every pair once, so a training run stops before its first step, naming a file
+    that cannot be read or a pair whose two images differ in size."""
+    for image_path, guidance_path in pairs:
+        (size,) = check_images([image_path], image_channels)
+        (other,) = check_images([guidance_path], guidance_channels)
+        if size != other:
+            raise ValueError(f"{image_path} is {size[0]}x{size[1]} but its guidance "
+                             f"{guidance_path} is {other[0]}x{other[1]}")
 
 
 def paired_dataset(pairs, image_channels, guidance_channels):

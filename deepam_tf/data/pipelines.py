@@ -66,6 +66,21 @@ def read_image(path, channels):
     return image
 
 
+def read_image_checked(path, channels):
+    """:func:`read_image` run now, with a ValueError naming the file when it cannot be read
+    (inside ``tf.data`` the decoders' errors name no file)."""
+    try:
+        return read_image(path, channels)
+    except tf.errors.OpError as error:
+        raise ValueError(f"{path}: not a readable image ({error.message})") from None
+
+
+def check_images(files, channels=1):
+    """Reads every file once, so a training run stops before its first step, naming a
+    file that cannot be read; returns the images' ``(height, width)``."""
+    return [tuple(read_image_checked(path, channels).shape[:2]) for path in files]
+
+
 def image_dataset(files, channels=1):
     """A cached dataset of ``{"image": [H, W, C]}`` samples read from ``files``."""
     files = list(files)
