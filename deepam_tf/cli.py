@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 
-from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, join_alpha, read_image_file,
-                                split_alpha, write_image_file)
+from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, join_alpha, read_icc_profile,
+                                read_image_file, split_alpha, write_image_file)
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
                                PRECISIONS, check_sigma, estimate_sigma, given_sigma, resolve_denoiser)
 
@@ -124,7 +124,8 @@ def _denoise_files(args):
             restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
-            write_image_file(target, join_alpha(restored, alpha), args.overwrite)
+            write_image_file(target, join_alpha(restored, alpha), args.overwrite,
+                             icc_profile=read_icc_profile(source))
         except (ValueError, OSError) as error:
             message = str(error)
             failures.append(message if source in message else f"{source}: {message}")
@@ -184,7 +185,8 @@ def _restore_nir(args):
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")
     restored = restore_with_nir(rgb, nir, sigma, model=args.model, tile_size=args.tile_size,
                                 self_ensemble=args.self_ensemble, precision=args.precision)
-    write_image_file(args.output, join_alpha(restored, alpha), args.overwrite)
+    write_image_file(args.output, join_alpha(restored, alpha), args.overwrite,
+                     icc_profile=read_icc_profile(args.rgb))
     print(f"wrote {args.output}")
     return 0
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import struct
 
 import numpy as np
 
@@ -22,15 +23,23 @@ def rgb_to_gray(image):
 
 
 def _pillow_info(path):
-    """``(mode, EXIF orientation)`` of an image file as Pillow sees it; ``(None, 1)`` when
-    Pillow cannot open it or there is no orientation tag."""
+    """``(mode, EXIF orientation, ICC profile)`` of an image file as Pillow sees it;
+    ``(None, 1, None)`` when Pillow cannot open it (orientation 1: no tag)."""
     try:
         from PIL import Image
 
         with Image.open(path) as handle:
-            return handle.mode, int(handle.getexif().get(EXIF_ORIENTATION, 1))
+            orientation = int(handle.getexif().get(EXIF_ORIENTATION, 1))
+            return handle.mode, orientation, handle.info.get("icc_profile") or None
     except Exception:
-        return None, 1
+        return None, 1, None
+
+
+def read_icc_profile(path):
+    """The ICC colour profile embedded in an image file (bytes), or None: what
+    :func:`write_image_file` takes to keep an output's colours those of its input (a
+    wide-gamut photo, e.g. Display P3, shown as sRGB without it looks washed out)."""
+    return _pillow_info(path)[2]
 
 
 # The array as a viewer shows it, for each EXIF orientation (as PIL.ImageOps.exif_transpose).
@@ -66,7 +75,7 @@ def read_image_file(path, keep_alpha=False):
     except Exception as error:  # imageio raises many types for corrupt data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: not a readable image ({reason})") from None
-    mode, orientation = _pillow_info(path)
+    mode, orientation, _ = _pillow_info(path)
     if image.ndim == 3 and image.shape[-1] == 4 and mode == "CMYK":
         image = np.asarray(iio.imread(path, mode="RGB"))
     if image.dtype == np.uint8 and _png_bit_depth(path) == 16:
@@ -137,12 +146,13 @@ def check_writable(path):
                          f"{', '.join(IMAGE_EXTENSIONS)}")
 
 
-def write_image_file(path, image, overwrite=False):
+def write_image_file(path, image, overwrite=False, icc_profile=None):
     """Writes ``image`` (uint8/uint16, or float in [0, 1]: float32 to a TIFF, 8-bit to
     other formats) to ``path`` through a temporary file and an atomic rename; refuses to
     replace a file unless ``overwrite``. 16-bit images stay 16-bit in PNG and TIFF; other
     formats hold 8 bits, and get the image rounded to 8 bits. JPEG holds no alpha: that
-    of an ``[H, W, 2|4]`` image is dropped. Both are logged."""
+    of an ``[H, W, 2|4]`` image is dropped. Both are logged. ``icc_profile`` (bytes, see
+    :func:`read_icc_profile`) is embedded in PNG, JPEG and TIFF (BMP holds none)."""
     check_writable(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
@@ -164,7 +174,9 @@ def write_image_file(path, image, overwrite=False):
     if extension in NO_ALPHA_EXTENSIONS and split_alpha(image)[1] is not None:
         logger.warning("%s: %s images hold no alpha channel; it is dropped", path, extension)
         image = split_alpha(image)[0]
-    data = _encoded(image, extension)
+    if icc_profile is not None:
+        icc_profile = _fitting_profile(path, image, icc_profile)
+    data = _encoded(image, extension, icc_profile)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
     try:
         with open(tmp, "wb") as handle:
@@ -175,14 +187,44 @@ def write_image_file(path, image, overwrite=False):
             os.remove(tmp)
 
 
-def _encoded(image, extension):
-    """The file contents of ``image`` (uint8, uint16 or float32) in the format of ``extension``."""
+def _fitting_profile(path, image, icc_profile):
+    """``icc_profile`` if its colour space (header bytes 16-19) is the image's, gray or RGB;
+    else None, logged (e.g. a CMYK JPEG's profile, the image now RGB)."""
+    colour = image.ndim == 3 and image.shape[-1] >= 3
+    space = bytes(icc_profile[16:20])
+    if space == (b"RGB " if colour else b"GRAY"):
+        return icc_profile
+    logger.warning("%s: the input's colour profile (%s) does not fit a %s image; written "
+                   "without one", path, space.decode("latin-1").strip() or "unknown",
+                   "colour" if colour else "gray")
+    return None
+
+
+def _encoded(image, extension, icc_profile=None):
+    """The file contents of ``image`` (uint8, uint16 or float32) in the format of
+    ``extension``, with ``icc_profile`` embedded where the format holds one."""
     if extension == ".png":  # Pillow cannot write 16-bit colour PNGs; TensorFlow can
         import tensorflow as tf
 
-        return tf.io.encode_png(image[..., None] if image.ndim == 2 else image).numpy()
+        data = tf.io.encode_png(image[..., None] if image.ndim == 2 else image).numpy()
+        return data if icc_profile is None else _with_png_iccp(data, icc_profile)
     import imageio.v3 as iio
 
-    # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
-    options = {"quality": JPEG_QUALITY} if extension in (".jpg", ".jpeg") else {}
+    options = {}
+    if extension in (".jpg", ".jpeg"):
+        # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
+        options = {"quality": JPEG_QUALITY, "icc_profile": icc_profile}
+    elif extension in (".tif", ".tiff") and icc_profile is not None:
+        options = {"iccprofile": icc_profile}
     return iio.imwrite("<bytes>", image, extension=extension, **options)
+
+
+def _with_png_iccp(data, icc_profile):
+    """PNG bytes with an iCCP chunk (the profile, zlib-compressed) right after IHDR."""
+    import zlib
+
+    body = b"ICC profile\0\0" + zlib.compress(icc_profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body
+    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + body) & 0xFFFFFFFF)
+    end_of_ihdr = len(PNG_SIGNATURE) + 4 + 4 + 13 + 4  # length, type, 13 bytes, CRC
+    return data[:end_of_ihdr] + chunk + data[end_of_ihdr:]

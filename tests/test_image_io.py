@@ -159,3 +159,46 @@ def test_a_stack_of_pages_or_frames_is_refused_and_one_frame_is_read(tmp_path):
         read_image_file(str(tmp_path / "anim.gif"))
     frames[0].save(tmp_path / "still.gif")
     assert read_image_file(str(tmp_path / "still.gif")).shape[:2] == (20, 30)
+
+
+def _profile(space):
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile(space)).tobytes()
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".tif"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_colour_profile_is_embedded_in_png_jpeg_and_tiff(tmp_path, extension, dtype):
+    from deepam_tf.image_io import read_icc_profile
+
+    profile = _profile("sRGB")
+    image = _image(3, dtype)
+    path = str(tmp_path / f"x{extension}")
+    write_image_file(path, image, icc_profile=profile)
+    assert read_icc_profile(path) == profile
+    with Image.open(path) as pillow:  # independently of this module
+        assert pillow.info["icc_profile"] == profile
+    if extension != ".jpg":
+        np.testing.assert_array_equal(read_image_file(path), image)  # pixels untouched
+
+
+def test_a_profile_of_another_colour_space_is_not_embedded(tmp_path, caplog):
+    from deepam_tf.image_io import read_icc_profile
+
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        write_image_file(str(tmp_path / "gray.png"), _image(1, np.uint8), icc_profile=_profile("sRGB"))
+    assert "colour profile (RGB) does not fit a gray image" in caplog.text
+    assert read_icc_profile(str(tmp_path / "gray.png")) is None
+
+
+def test_the_command_line_keeps_the_inputs_colour_profile(tmp_path, model_path):
+    from deepam_tf.image_io import read_icc_profile
+
+    profile = _profile("sRGB")
+    Image.fromarray(skimage.data.astronaut()[:24, :32]).save(tmp_path / "in.jpg", icc_profile=profile)
+    Image.fromarray(skimage.data.camera()[:24, :32]).save(tmp_path / "plain.png")
+    assert cli.main(["denoise", str(tmp_path / "in.jpg"), str(tmp_path / "plain.png"), "--sigma", "5",
+                     "--model", model_path, "-o", str(tmp_path / "out")]) == 0
+    assert read_icc_profile(str(tmp_path / "out" / "in.jpg")) == profile
+    assert read_icc_profile(str(tmp_path / "out" / "plain.png")) is None
