@@ -220,6 +220,8 @@ def _export(args):
     if args.format == "tflite":
         iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
         check_export_options(tuple(args.size), iterations, model, args.rgb)
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise ValueError(f"{args.output} is a file; -o names the folder the .tflite goes into")
         os.makedirs(args.output, exist_ok=True)
         suffix = ("_rgb" if args.rgb else "") + ("_fp16" if args.float16 else "")
         path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")

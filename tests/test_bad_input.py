@@ -221,3 +221,11 @@ def test_a_model_file_that_is_missing_corrupt_or_not_deepam(tmp_path, capsys):
         code, err = _run(["denoise", str(tmp_path / "a.png"), "--sigma", "25", "--model", model], capsys)
         assert code == 1 and re.search(message, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "junk.keras", "other.keras"]
+
+
+@pytest.mark.parametrize("form", ["saved_model", "tflite"])
+def test_an_export_into_a_file_is_refused_before_any_work(tmp_path, model_path, capsys, form):
+    (tmp_path / "afile").write_text("keep me")
+    code, err = _run(["export", model_path, "--format", form, "-o", str(tmp_path / "afile")], capsys)
+    assert code == 1 and "afile is a file" in err
+    assert (tmp_path / "afile").read_text() == "keep me"

@@ -151,6 +151,9 @@ def export_saved_model(model, directory, model_name="deepam", version=1):
     path = os.path.join(directory, model_name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; choose another version")
+    for folder in (directory, os.path.join(directory, model_name)):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"{folder} is a file; the SavedModel goes into a folder there")
     archive = keras.export.ExportArchive()
     archive.track(model)
     _add_signatures(archive, _Serving(model))
