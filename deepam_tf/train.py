@@ -55,6 +55,8 @@ AVERAGE_BATCH_NORM_PATCHES = 2048  # training patches for the averaged weights' 
 
 def load_config(path):
     """Reads and checks a training config (JSON); errors name the file."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; give a config file, e.g. configs/fast_cpu.json")
     try:
         with open(path) as handle:
             config = json.load(handle)

@@ -67,6 +67,9 @@ def test_bad_arguments(tmp_path):
         data.list_images(str(tmp_path))
     with pytest.raises(ValueError, match="does not exist"):
         data.list_images(str(tmp_path / "missing"))
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="a.png is a file"):
+        data.list_images(str(tmp_path / "a.png"))
     with pytest.raises(ValueError, match="exactly one"):
         data.GaussianNoise()
     with pytest.raises(ValueError, match="sigma"):

@@ -196,6 +196,8 @@ def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_p
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=f"config.json: .*{match}"):
         train.load_config(str(tmp_path / "config.json"))
+    with pytest.raises(ValueError, match="is a folder; give a config file"):
+        train.load_config(str(tmp_path))
     (tmp_path / "broken.json").write_text('{"model": {}')
     with pytest.raises(ValueError, match="broken.json: not valid JSON"):
         train.load_config(str(tmp_path / "broken.json"))

@@ -11,7 +11,8 @@ from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, read_image_file
 def list_images(folder):
     """Sorted image files (PNG, JPEG, BMP, TIFF) in ``folder``; ValueError if none."""
     if not os.path.isdir(folder):
-        raise ValueError(f"image folder {folder} does not exist")
+        raise ValueError(f"image folder {folder} " + ("is a file" if os.path.exists(folder) else
+                                                       "does not exist"))
     files = sorted(
         os.path.join(folder, name)
         for name in os.listdir(folder)
