@@ -216,8 +216,9 @@ def test_a_model_file_that_is_missing_corrupt_or_not_deepam(tmp_path, capsys):
     for name, message in [("missing.keras", "model file .*missing.keras does not exist"),
                           ("junk.keras", "junk.keras: not a .keras model file"),
                           ("other.keras", "other.keras holds a Sequential, not a deepam_tf DeepAM model"),
-                          ("depth_x4", "model depth_x4 takes 1 image and 3 guidance channel")]:
-        model = name if "." not in name else str(tmp_path / name)
+                          ("depth_x4", "model depth_x4 takes 1 image and 3 guidance channel"),
+                          ("", "is a folder; give a .keras file or a preset name")]:
+        model = name if name and "." not in name else str(tmp_path / name)
         code, err = _run(["denoise", str(tmp_path / "a.png"), "--sigma", "25", "--model", model], capsys)
         assert code == 1 and re.search(message, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "junk.keras", "other.keras"]

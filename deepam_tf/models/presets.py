@@ -58,6 +58,8 @@ def load_preset(name, dtype=None):
     name = os.fspath(name)
     if os.path.isfile(name):
         path = name
+    elif os.path.isdir(name):
+        raise ValueError(f"model {name} is a folder; give a .keras file or a preset name")
     elif name.endswith(".keras") or os.sep in name:
         raise ValueError(f"model file {name} does not exist")
     else:
