@@ -390,6 +390,14 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
 
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+    if model is None:
+        from deepam_tf.models import list_presets
+
+        scales = sorted(meta["scale"] for meta in list_presets().values()
+                        if meta.get("task") == "depth_sr")
+        if scale not in scales:
+            raise ValueError(f"no shipped depth model for x{scale} (shipped: "
+                             f"{', '.join(f'x{s}' for s in scales)}); pass a model trained for it")
     depth_lr = np.asarray(depth_lr)
     squeeze = depth_lr.ndim == 2
     depth = _channels(depth_lr, 1, "depth_lr")[..., 0]

@@ -317,3 +317,10 @@ def test_a_loaded_model_in_bfloat16_is_converted_once_and_follows_its_weights(mo
     model.weights[0].assign(model.weights[0] + 1.0)  # e.g. trained in between
     again = restore.load_for_task(model, "denoising", "bfloat16")
     np.testing.assert_array_equal(again.weights[0].numpy(), model.weights[0].numpy())
+
+
+def test_a_scale_without_a_shipped_depth_model_names_the_shipped_ones():
+    from deepam_tf import upsample_depth
+
+    with pytest.raises(ValueError, match=r"no shipped depth model for x3 \(shipped: x4, x8, x16\)"):
+        upsample_depth(np.ones((8, 8), np.uint8), np.zeros((24, 24, 3), np.uint8), 3)
