@@ -78,6 +78,8 @@ def _wavelet_sigma(image, channel_axis=None):
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        # skimage guesses that a gray image at most 4 pixels wide may be colour; it is not.
+        warnings.filterwarnings("ignore", "image is size", UserWarning)
         sigmas = skimage.restoration.estimate_sigma(image, channel_axis=channel_axis,
                                                     average_sigmas=False)
     return float(np.mean(np.nan_to_num(np.atleast_1d(sigmas), nan=0.0)))

@@ -324,3 +324,16 @@ def test_a_scale_without_a_shipped_depth_model_names_the_shipped_ones():
 
     with pytest.raises(ValueError, match=r"no shipped depth model for x3 \(shipped: x4, x8, x16\)"):
         upsample_depth(np.ones((8, 8), np.uint8), np.zeros((24, 24, 3), np.uint8), 3)
+
+
+def test_narrow_images_raise_no_warning_from_the_noise_estimate(model_path):
+    import warnings
+
+    from deepam_tf.restore import chroma_noise_ratio, estimate_sigma
+
+    rng = np.random.default_rng(0)
+    narrow, tiny_rgb = rng.random((50, 3)), rng.random((2, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimate_sigma(narrow) > 0 and np.isfinite(chroma_noise_ratio(tiny_rgb))
+        denoise(narrow, None, model=model_path)
