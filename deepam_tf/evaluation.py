@@ -16,7 +16,7 @@ import numpy as np
 
 from deepam_tf import metrics
 from deepam_tf.data import list_images
-from deepam_tf.image_io import read_image_file, rgb_to_gray
+from deepam_tf.image_io import as_unit_float, read_image_file, rgb_to_gray
 
 PROTOCOL = (
     "clean image in [0,1] (colour files as gray luminance unless evaluated in colour: then "
@@ -27,10 +27,8 @@ PROTOCOL = (
 
 def _read_unit(path):
     """An 8- or 16-bit image file, or a floating-point TIFF in [0, 1], as float32 in [0, 1]."""
-    image = read_image_file(path)
-    if image.dtype.kind != "f":
-        return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
-    if not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1:
+    image = as_unit_float(read_image_file(path))
+    if not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1:  # a float TIFF
         raise ValueError(f"{path}: a clean floating-point image must have finite values in "
                          f"[0, 1], got [{image.min():g}, {image.max():g}]")
     return image

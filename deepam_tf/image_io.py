@@ -9,8 +9,9 @@ import numpy as np
 logger = logging.getLogger("deepam_tf")
 
 JPEG_QUALITY = 95
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # read from folders
-SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")  # other formats get 8-bit results
+TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp") + TIFF_EXTENSIONS  # read from folders
+SIXTEEN_BIT_EXTENSIONS = (".png",) + TIFF_EXTENSIONS  # other formats get 8-bit results
 NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
@@ -135,7 +136,14 @@ def _decode_png16(path):
 
 
 def _is_tiff(path):
-    return os.path.splitext(path)[1].lower() in (".tif", ".tiff")
+    return os.path.splitext(path)[1].lower() in TIFF_EXTENSIONS
+
+
+def as_unit_float(image):
+    """An image array as float32 on the [0, 1] scale: uint8/uint16 divided by their
+    maximum, a float image (a floating-point TIFF) as it is."""
+    scale = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+    return image.astype(np.float32) / np.float32(scale)
 
 
 def check_writable(path):
@@ -163,7 +171,8 @@ def write_image_file(path, image, overwrite=False, icc_profile=None):
     extension = (os.path.splitext(path)[1] or ".png").lower()
     if image.dtype.kind == "f":
         image = np.clip(image, 0.0, 1.0)
-        image = image.astype(np.float32) if _is_tiff(path) else np.round(image * 255.0).astype(np.uint8)
+        image = (image.astype(np.float32) if extension in TIFF_EXTENSIONS
+                 else np.round(image * 255.0).astype(np.uint8))
     if image.dtype not in (np.uint8, np.uint16, np.float32):
         raise ValueError(f"{path}: cannot write an image of dtype {image.dtype}; uint8, uint16 "
                          f"or float in [0, 1]")
@@ -214,7 +223,7 @@ def _encoded(image, extension, icc_profile=None):
     if extension in (".jpg", ".jpeg"):
         # JPEG is lossy: write it at high quality (imageio's default, 75, adds visible blocks).
         options = {"quality": JPEG_QUALITY, "icc_profile": icc_profile}
-    elif extension in (".tif", ".tiff") and icc_profile is not None:
+    elif extension in TIFF_EXTENSIONS and icc_profile is not None:
         options = {"iccprofile": icc_profile}
     return iio.imwrite("<bytes>", image, extension=extension, **options)
 

@@ -21,7 +21,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from deepam_tf.data import read_image_checked
 from deepam_tf.ops import differences

@@ -221,9 +221,9 @@ def train_samples(config, data_root=None):
     # Every file is read once first: inside tf.data a file that cannot be read stops the
     # run mid-epoch with an error that names no file.
     if task == "denoise":
-        files = data.list_images(os.path.join(root, spec["train"]))
-        data.check_images(files, spec.get("channels", 1))
-        return data.image_dataset(files, spec.get("channels", 1))
+        files, channels = data.list_images(os.path.join(root, spec["train"])), spec.get("channels", 1)
+        data.check_images(files, channels)
+        return data.image_dataset(files, channels)
     if task not in ("depth_sr", "rgb_nir"):
         raise ValueError(f"unknown task {task!r} in the config's data section")
     pairs, channels = ((splits.depth_train_pairs(root), (1, 3)) if task == "depth_sr"

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, read_image_file
+from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, as_unit_float, read_image_file
 
 
 def list_images(folder):
@@ -25,9 +25,7 @@ def list_images(folder):
 
 def _read_tiff(path):
     """A TIFF (8/16-bit or floating point) as float32 ``[H, W, C]``, nominally in [0, 1]."""
-    image = read_image_file(np.asarray(path).item().decode(), keep_alpha=True)
-    scale = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
-    image = image.astype(np.float32) / scale
+    image = as_unit_float(read_image_file(np.asarray(path).item().decode(), keep_alpha=True))
     return image if image.ndim == 3 else image[:, :, None]
 
 
