@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, join_alpha, read_icc_profile,
+from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, read_icc_profile,
                                 read_image_file, split_alpha, write_image_file)
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
                                PRECISIONS, check_sigma, estimate_sigma, given_sigma, resolve_denoiser)
@@ -115,17 +115,15 @@ def _denoise_files(args):
         try:
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
-            # An alpha channel is carried through unchanged.
-            colour, alpha = split_alpha(read_image_file(source, keep_alpha=True))
+            image = read_image_file(source, keep_alpha=True)  # denoise keeps alpha as is
             sigma = fixed_sigma
             if sigma is None:
-                sigma = estimate_sigma(colour)
+                sigma = estimate_sigma(split_alpha(image)[0])
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-            restored = denoise(colour, sigma, model=model, tile_size=args.tile_size,
+            restored = denoise(image, sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
-            write_image_file(target, join_alpha(restored, alpha), args.overwrite,
-                             icc_profile=read_icc_profile(source))
+            write_image_file(target, restored, args.overwrite, icc_profile=read_icc_profile(source))
         except (ValueError, OSError) as error:
             message = str(error)
             failures.append(message if source in message else f"{source}: {message}")
@@ -174,19 +172,18 @@ def _restore_nir(args):
     from deepam_tf.restore import restore_with_nir
 
     check_writable(args.output)
-    rgb, alpha = split_alpha(read_image_file(args.rgb, keep_alpha=True))
+    rgb = read_image_file(args.rgb, keep_alpha=True)  # restore_with_nir keeps alpha as is
     nir = _one_channel(read_image_file(args.nir), args.nir, "NIR")
     if rgb.shape[:2] != nir.shape[:2]:
         raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "
                          f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")
     sigma = given_sigma(args.sigma, args.model or DEFAULT_NIR_MODEL)
     if sigma is None:
-        sigma = estimate_sigma(rgb)
+        sigma = estimate_sigma(split_alpha(rgb)[0])
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")
     restored = restore_with_nir(rgb, nir, sigma, model=args.model, tile_size=args.tile_size,
                                 self_ensemble=args.self_ensemble, precision=args.precision)
-    write_image_file(args.output, join_alpha(restored, alpha), args.overwrite,
-                     icc_profile=read_icc_profile(args.rgb))
+    write_image_file(args.output, restored, args.overwrite, icc_profile=read_icc_profile(args.rgb))
     print(f"wrote {args.output}")
     return 0
 

@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 
 from deepam_tf import colour
+from deepam_tf.image_io import join_alpha, split_alpha
 
 logger = logging.getLogger("deepam_tf")
 
@@ -159,14 +160,15 @@ def chroma_noise_ratio(rgb):
 
 
 def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensemble=False,
-            colour_space="auto", precision=None):
+            colour_space="auto", precision=None, alpha=True):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
     Args:
         image: numpy array, ``[H, W]`` or ``[H, W, C]``; uint8, uint16, or float nominally
             in [0, 1] (noisy floats slightly outside it are fine). Channels are denoised
             one by one with the grayscale model: an RGB image's opponent channels (see
-            ``colour_space``), any other image's own channels.
+            ``colour_space``), any other image's own channels. The last channel of a
+            2- or 4-channel image is alpha (see ``alpha``).
         sigma: noise standard deviation on the 0–255 scale whatever the dtype; ``None``
             takes a fixed-σ preset's σ (``"denoise_sigma25"``) or estimates it (logged
             on the ``deepam_tf`` logger).
@@ -189,6 +191,10 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
             on recent GPUs at the same mean PSNR (``benchmarks/precision.py``), slower
             where bfloat16 is emulated (a warning says so); ``"float32"``, or ``None``
             for the model as stored (float32 for the shipped presets).
+        alpha: ``True`` takes a 2- or 4-channel image as gray or RGB plus alpha (as
+            Pillow and imageio read PNGs with transparency): the alpha channel comes back
+            unchanged and the rest is denoised as a gray or RGB image. ``False`` denoises
+            every channel as an image of its own.
 
     Returns:
         The restored image, same shape and dtype, range [0, 1] for floats.
@@ -198,6 +204,12 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
     """
     if colour_space not in COLOUR_SPACES:
         raise ValueError(f"colour_space must be one of {COLOUR_SPACES}, got {colour_space!r}")
+    if alpha:
+        image, alpha_channel = split_alpha(np.asarray(image))
+        if alpha_channel is not None:
+            restored = denoise(image, sigma, model, tile_size, self_ensemble, colour_space,
+                               precision, alpha=False)
+            return join_alpha(restored, alpha_channel)
     from deepam_tf.models.tiling import check_memory
 
     auto = isinstance(model, str) and model == AUTO_DENOISER
@@ -439,6 +451,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
 
     Args:
         rgb: noisy colour image ``[H, W, 3]``; uint8, uint16 or float nominally in [0, 1].
+            An ``[H, W, 4]`` image is RGB plus alpha: the alpha channel comes back unchanged.
         nir: the aligned NIR image ``[H, W]`` or ``[H, W, 1]``, same H and W.
         sigma: noise level on the 0–255 scale; ``None`` takes a fixed-σ preset's σ
             (``"rgbnir_sigma25"``) or estimates it from ``rgb``.
@@ -449,6 +462,9 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
         The restored RGB image, same shape, dtype and range as ``rgb``.
     """
     sigma = given_sigma(sigma, model)
+    rgb, alpha_channel = split_alpha(np.asarray(rgb))
+    if alpha_channel is not None and rgb.ndim == 2:  # a gray+alpha image
+        raise ValueError(f"rgb must have shape [H, W, 3] or [H, W, 4], got {rgb.shape[:2] + (2,)}")
     unit, back = to_unit_range(rgb, "rgb")
     unit = _channels(unit, 3, "rgb")
     nir01, _ = to_unit_range(nir, "nir")
@@ -460,4 +476,5 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):
         inputs["noise_level"] = np.full((1, 1), sigma / 255.0, np.float32)
-    return back(model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0])
+    restored = back(model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0])
+    return join_alpha(restored, alpha_channel)

@@ -192,6 +192,32 @@ def test_restore_with_nir_keeps_layout(nir_model_path):
         restore_with_nir(rgb, rgb, 25, model=nir_model_path)
     with pytest.raises(ValueError, match="sigma"):
         restore_with_nir(rgb, nir, -3, model=nir_model_path)
+    # RGB plus alpha: the alpha channel comes back as it was.
+    alpha = np.random.default_rng(0).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
+    out = restore_with_nir(np.dstack([rgb, alpha]), nir, 25, model=nir_model_path)
+    np.testing.assert_array_equal(out[..., 3], alpha)
+    np.testing.assert_array_equal(out[..., :3], restore_with_nir(rgb, nir, 25, model=nir_model_path))
+    with pytest.raises(ValueError, match=r"rgb must have shape \[H, W, 3\] or \[H, W, 4\]"):
+        restore_with_nir(np.dstack([nir, alpha]), nir, 25, model=nir_model_path)
+
+
+@pytest.mark.parametrize("colours", [1, 3], ids=["gray+alpha", "rgb+alpha"])
+def test_denoise_keeps_alpha_and_denoises_the_rest_as_an_image(colours):
+    # A trained preset, so that denoising changes the alpha channel when it is not kept.
+    rng = np.random.default_rng(0)
+    clean = skimage.data.astronaut()[100:148, 200:248]
+    colour = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    colour = colour if colours == 3 else colour[..., 0]
+    alpha = rng.integers(0, 256, clean.shape[:2], dtype=np.uint8)
+    image = np.dstack([colour, alpha])
+    out = denoise(image, 25, model="denoise_blind")
+    assert out.shape == image.shape and out.dtype == image.dtype
+    np.testing.assert_array_equal(out[..., -1], alpha)
+    # The colour part as its own image: RGB in the opponent channels, as denoise(rgb) does.
+    np.testing.assert_array_equal(out[..., :-1].reshape(colour.shape),
+                                  denoise(colour, 25, model="denoise_blind"))
+    every_channel = denoise(image, 25, model="denoise_blind", alpha=False)
+    assert np.abs(every_channel[..., -1].astype(int) - alpha).max() > 10
 
 
 def test_one_call_api_keeps_a_bounded_number_of_models(tmp_path, model_path):
