@@ -12,7 +12,7 @@ JPEG_QUALITY = 95
 TIFF_EXTENSIONS = (".tif", ".tiff")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp") + TIFF_EXTENSIONS  # read from folders
 SIXTEEN_BIT_EXTENSIONS = (".png",) + TIFF_EXTENSIONS  # other formats get 8-bit results
-NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg")
+NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg", ".bmp")  # Pillow writes no readable BMP alpha
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
 EXIF_ORIENTATION = 0x0112
@@ -158,8 +158,8 @@ def write_image_file(path, image, overwrite=False, icc_profile=None):
     """Writes ``image`` (uint8/uint16, or float in [0, 1]: float32 to a TIFF, 8-bit to
     other formats) to ``path`` through a temporary file and an atomic rename; refuses to
     replace a file unless ``overwrite``. 16-bit images stay 16-bit in PNG and TIFF; other
-    formats hold 8 bits, and get the image rounded to 8 bits. JPEG holds no alpha: that
-    of an ``[H, W, 2|4]`` image is dropped. Both are logged. ``icc_profile`` (bytes, see
+    formats hold 8 bits, and get the image rounded to 8 bits. JPEG and BMP hold no alpha:
+    that of an ``[H, W, 2|4]`` image is dropped. Both are logged. ``icc_profile`` (bytes, see
     :func:`read_icc_profile`) is embedded in PNG, JPEG and TIFF (BMP holds none)."""
     check_writable(path)
     if os.path.exists(path) and not overwrite:

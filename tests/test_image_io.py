@@ -58,14 +58,18 @@ def test_16_bits_into_an_8_bit_format_are_rounded_and_logged(tmp_path, caplog, e
         assert abs(written.mean() - expected.mean()) < 3
 
 
+@pytest.mark.parametrize("extension", [".jpg", ".bmp"])
 @pytest.mark.parametrize("channels", [2, 4], ids=["gray+alpha", "rgba"])
-def test_alpha_into_a_jpeg_is_dropped_and_logged(tmp_path, caplog, channels):
+def test_alpha_into_a_jpeg_or_bmp_is_dropped_and_logged(tmp_path, caplog, channels, extension):
+    # Pillow cannot write gray+alpha BMPs, and reads the alpha of the RGBA ones it writes
+    # as nothing.
     image = np.dstack([skimage.data.astronaut()[:24, :32, : channels - 1],
                        np.full((24, 32), 9, np.uint8)])
+    path = str(tmp_path / f"x{extension}")
     with caplog.at_level(logging.WARNING, logger="deepam_tf"):
-        write_image_file(str(tmp_path / "x.jpg"), image)
-    assert ".jpg images hold no alpha channel" in caplog.text
-    written = read_image_file(str(tmp_path / "x.jpg"), keep_alpha=True)
+        write_image_file(path, image)
+    assert f"{extension} images hold no alpha channel" in caplog.text
+    written = read_image_file(path, keep_alpha=True)
     assert written.shape == image[..., :-1].squeeze().shape
     assert np.abs(written.astype(int) - image[..., :-1].squeeze()).mean() < 3
 
