@@ -29,7 +29,8 @@ def classic_am(f, lam=12.0, beta=1.0, alpha=2.0, iterations=10, *, preconditione
         preconditioner: PCG preconditioner of the u-step.
 
     Returns:
-        u with f's shape and dtype.
+        u with f's shape; float64 when f is float64, else float32 (an integer f is cast,
+        not rescaled).
 
     Example:
         >>> noisy = tf.random.uniform([1, 64, 64, 1])

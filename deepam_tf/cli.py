@@ -243,6 +243,7 @@ def _refit_head(args):
         raise ValueError(f"{args.output} exists; pass --overwrite to replace it")
     paths = list_images(args.images) if args.images else splits.denoise_fit_paths(data_dir(args.data_dir))
     model = load_preset(args.model)
+    refit.check_denoiser(model)
     clean = refit.read_images(paths, model.channels)
     print(f"refitting the last stage's head of {args.model} at sigma "
           f"{' to '.join(f'{value:g}' for value in np.atleast_1d(sigma))} on {len(paths)} images")

@@ -24,6 +24,7 @@ import numpy as np
 
 from deepam_tf.data import read_image_checked
 from deepam_tf.ops import differences
+from deepam_tf.restore import MAX_SIGMA, check_sigma
 
 logger = logging.getLogger("deepam_tf")
 
@@ -178,8 +179,7 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
-    if model.guidance_channels:
-        raise ValueError("refit_head fits denoisers; this model takes a guidance image")
+    check_denoiser(model)
     rng = np.random.default_rng(seed)
     # A range's levels are drawn first, so one σ leaves the noise as it was.
     levels = _noise_levels(model, sigma, len(clean) * draws, rng)
@@ -201,17 +201,21 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
     return head.fit(batches, epochs=epochs, verbose=verbose)
 
 
+def check_denoiser(model):
+    """ValueError unless ``model`` is a denoiser (takes no guidance image)."""
+    if model.guidance_channels:
+        raise ValueError(f"{model.name} takes a guidance image; refit_head fits denoisers")
+
+
 def _noise_levels(model, sigma, count, rng):
     """``count`` noise levels: ``sigma`` each time, or for a range ``(low, high)`` drawn
     uniformly from it."""
     if np.ndim(sigma) == 0:
-        if not 0 < float(sigma) < np.inf:
-            raise ValueError(f"sigma must be a positive finite level, got {sigma}")
-        return np.full(count, float(sigma))
+        return np.full(count, check_sigma(sigma))
     bounds = np.asarray(sigma, np.float64).ravel()
-    if bounds.size != 2 or not 0 <= bounds[0] < bounds[1] < np.inf:
-        raise ValueError(f"a sigma range must be (low, high) with 0 <= low < high < inf, "
-                         f"got {tuple(bounds.tolist())}")
+    if bounds.size != 2 or not 0 <= bounds[0] < bounds[1] <= MAX_SIGMA:
+        raise ValueError(f"a sigma range must be (low, high) with 0 <= low < high <= "
+                         f"{MAX_SIGMA:g}, got {tuple(bounds.tolist())}")
     low, high = bounds
     if not model.noise_level_input:
         raise ValueError("a sigma range needs a noise-level-conditioned model; this one "

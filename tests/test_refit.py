@@ -194,12 +194,15 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
         head_inputs(model, {"image": np.zeros((0, 16, 16, 1)), "noise_level": np.zeros((0, 1))})
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         refit_head(model, np.zeros((16, 16, 16, 1)), 25, draws=0)
-    with pytest.raises(ValueError, match=r"with 0 <= low < high < inf, got \(30.0, 20.0\)"):
-        refit_head(model, np.zeros((16, 16, 16, 1)), (30, 20))
+    for bounds in ((30, 20), (5, 300)):
+        with pytest.raises(ValueError, match=rf"with 0 <= low < high <= 255, got \({bounds[0]:.1f}, "
+                                             rf"{bounds[1]:.1f}\)"):
+            refit_head(model, np.zeros((16, 16, 16, 1)), bounds)
     with pytest.raises(ValueError, match="a sigma range needs a noise-level-conditioned model"):
         refit_head(DeepAM(**SMALL), np.zeros((16, 16, 16, 1)), (0, 55))
-    for sigma in (0, np.nan):
-        with pytest.raises(ValueError, match=f"sigma must be a positive finite level, got {sigma}"):
+    for sigma in (0, np.nan, 300):
+        with pytest.raises(ValueError, match=rf"sigma must be a number in \(0, 255\] on the 0-255 "
+                                             rf"scale, got {sigma}"):
             refit_head(model, np.zeros((16, 16, 16, 1)), sigma)
     with pytest.raises(ValueError, match="takes a guidance image"):
         refit_head(DeepAM(**SMALL, guidance_channels=3), np.zeros((16, 16, 16, 1)), 25)
@@ -244,3 +247,9 @@ def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsy
     with pytest.raises(SystemExit):
         cli.main(["refit-head", "--sigma", "25"] + ranged)
     assert "argument --sigma-range: not allowed with argument --sigma" in capsys.readouterr().err
+    joint = tmp_path / "joint.keras"
+    DeepAM(**SMALL, guidance_channels=3).save(joint)
+    assert cli.main(["refit-head", str(joint)] + run[2:-6] + ["-o", str(tmp_path / "j.keras")]) == 1
+    streams = capsys.readouterr()
+    assert "takes a guidance image; refit_head fits denoisers" in streams.err
+    assert "refitting" not in streams.out  # refused before it announces any work
