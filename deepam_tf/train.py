@@ -50,6 +50,10 @@ CONFIG_KEYS = {
                    "warmup_steps", "final_learning_rate_fraction", "ema"}),
 }
 TASKS = ("denoise", "depth_sr", "rgb_nir")
+# The (image, guidance) channels each joint task's data has; denoising: data channels, 0.
+JOINT_CHANNELS = {"depth_sr": (1, 3), "rgb_nir": (3, 1)}
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
 AVERAGE_BATCH_NORM_PATCHES = 2048  # training patches for the averaged weights' batch-norm statistics
 
 
@@ -97,6 +101,12 @@ def check_config(config):
     positive(config["epochs"], "epochs", int)
     positive(config["steps_per_epoch"], "steps_per_epoch", int)
     positive(config["optimizer"]["learning_rate"], "optimizer learning_rate")
+    for name, known in (("name", OPTIMIZERS), ("schedule", SCHEDULES)):
+        value = config["optimizer"].get(name, "constant")
+        if value not in known:
+            raise ValueError(f"config optimizer {name} must be one of {', '.join(known)}, got {value!r}")
+    if config["optimizer"].get("schedule") == "step" and "decay_epochs" not in config["optimizer"]:
+        raise ValueError("config optimizer schedule step needs decay_epochs")
     ema = config["optimizer"].get("ema")
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
                             or not 0 < ema < 1):
@@ -120,9 +130,15 @@ def check_config(config):
         raise ValueError(f"config model has unknown argument(s) {', '.join(unknown)}; "
                          f"DeepAM takes {', '.join(sorted(arguments))}")
     try:
-        DeepAM(**model)
+        built = DeepAM(**model)
     except (TypeError, ValueError) as error:
         raise ValueError(f"config model cannot be built: {error}") from None
+    wanted = JOINT_CHANNELS.get(task, (spec.get("channels", 1), 0))
+    if (built.channels, built.guidance_channels) != wanted:
+        raise ValueError(
+            f"config model has channels={built.channels}, guidance_channels="
+            f"{built.guidance_channels}, but the {task} data gives {wanted[0]} image and "
+            f"{wanted[1]} guidance channel(s)" + (" (data channels)" if task == "denoise" else ""))
 
 
 def build_model(config):
@@ -197,7 +213,7 @@ def build_optimizer(config):
         return keras.optimizers.SGD(momentum=opt.get("momentum", 0.9), **common)
     if opt["name"] == "adam":
         return keras.optimizers.Adam(**common)
-    raise ValueError(f"unknown optimizer {opt['name']!r}")
+    raise ValueError(f"optimizer name must be one of {', '.join(OPTIMIZERS)}, got {opt['name']!r}")
 
 
 def degradation_for(config):
@@ -222,14 +238,23 @@ def train_samples(config, data_root=None):
     # run mid-epoch with an error that names no file.
     if task == "denoise":
         files, channels = data.list_images(os.path.join(root, spec["train"])), spec.get("channels", 1)
-        data.check_images(files, channels)
+        _check_patch_size(files, data.check_images(files, channels), spec)
         return data.image_dataset(files, channels)
-    if task not in ("depth_sr", "rgb_nir"):
+    if task not in JOINT_CHANNELS:
         raise ValueError(f"unknown task {task!r} in the config's data section")
-    pairs, channels = ((splits.depth_train_pairs(root), (1, 3)) if task == "depth_sr"
-                       else (splits.rgb_nir_pairs(root, "train"), (3, 1)))
-    data.check_pairs(pairs, *channels)
-    return data.paired_dataset(pairs, *channels)
+    pairs = splits.depth_train_pairs(root) if task == "depth_sr" else splits.rgb_nir_pairs(root, "train")
+    sizes = data.check_pairs(pairs, *JOINT_CHANNELS[task])
+    _check_patch_size([image for image, _ in pairs], sizes, spec)
+    return data.paired_dataset(pairs, *JOINT_CHANNELS[task])
+
+
+def _check_patch_size(files, sizes, spec):
+    """ValueError naming the smallest training image when it cannot hold a patch."""
+    patch_size = spec.get("patch_size", 32)
+    size, path = min(zip(sizes, files), key=lambda entry: min(entry[0]))
+    if min(size) < patch_size:
+        raise ValueError(f"config data patch_size {patch_size} does not fit in {path} "
+                         f"({size[0]}x{size[1]}), the smallest training image")
 
 
 def train_dataset(config, data_root=None):

@@ -171,6 +171,16 @@ def test_an_unreadable_training_image_is_named_before_anything_is_written(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
+    # tf.data would stop mid-run with "Need minval < maxval", naming no image or option.
+    config = _config(tmp_path)
+    iio.imwrite(tmp_path / "data" / "train" / "small.png", skimage.data.camera()[:40, :15])
+    with pytest.raises(ValueError, match=r"patch_size 16 does not fit in .*small.png \(40x15\), "
+                                         r"the smallest training image"):
+        train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
@@ -185,6 +195,14 @@ def test_an_unreadable_training_image_is_named_before_anything_is_written(tmp_pa
         (lambda c: c["model"].update(layers=10), "unknown argument.*layers"),
         (lambda c: c["model"].update(stages=0), "cannot be built"),
         (lambda c: c["model"].update(dtype="bf16"), "cannot be built.*'bf16'"),
+        (lambda c: c["optimizer"].update(name="adamw"), "optimizer name must be one of adam, sgd, got 'adamw'"),
+        (lambda c: c["optimizer"].update(schedule="linear"), "schedule must be one of constant, cosine, step"),
+        (lambda c: c["optimizer"].pop("decay_epochs"), "schedule step needs decay_epochs"),
+        (lambda c: c["model"].update(channels=3), r"model has channels=3, guidance_channels=0, but the "
+                                                  r"denoise data gives 1 image and 0 guidance channel\(s\) "
+                                                  r"\(data channels\)"),
+        (lambda c: c["data"].update(task="depth_sr", scale=4), "guidance_channels=0, but the depth_sr data "
+                                                               "gives 1 image and 3 guidance"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):

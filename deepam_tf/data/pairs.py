@@ -41,13 +41,17 @@ def list_pairs(folder, image="depth", guidance="rgb", names=None):
 
 def check_pairs(pairs, image_channels, guidance_channels):
     """Reads every pair once, so a training run stops before its first step, naming a file
-    that cannot be read or a pair whose two images differ in size."""
+    that cannot be read or a pair whose two images differ in size; returns the pairs'
+    ``(height, width)``."""
+    sizes = []
     for image_path, guidance_path in pairs:
         (size,) = check_images([image_path], image_channels)
         (other,) = check_images([guidance_path], guidance_channels)
         if size != other:
             raise ValueError(f"{image_path} is {size[0]}x{size[1]} but its guidance "
                              f"{guidance_path} is {other[0]}x{other[1]}")
+        sizes.append(size)
+    return sizes
 
 
 def paired_dataset(pairs, image_channels, guidance_channels):
