@@ -351,9 +351,12 @@ def _parser():
     evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
     evaluate.add_argument("--folder", help="evaluate this image folder instead")
     evaluate.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
-    evaluate.add_argument("--sigma", type=_sigma, default=25.0)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("-o", "--output", default="evaluation", help="writes OUTPUT.csv, .md")
+    evaluate.add_argument("--sigma", type=_sigma, default=25.0,
+                          help="noise level added to each clean image, 0-255 scale (default: 25)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="noise seed: image i (sorted by name) gets noise from numpy default_rng([SEED, i]) (default: 0)")
+    evaluate.add_argument("-o", "--output", default="evaluation",
+                          help="writes OUTPUT.csv, .md (default: evaluation)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing OUTPUT.csv, .md")
     evaluate.add_argument("--colour", action="store_true",
                           help="evaluate RGB files in colour (default: converted to gray)")
