@@ -125,3 +125,30 @@ def test_fit_lowers_l1_loss():
 def test_bad_inputs_raise_value_error(kwargs, inputs, match):
     with pytest.raises(ValueError, match=match):
         _small(**kwargs)(inputs)
+
+
+_IMAGE = np.full((2, 8, 8, 1), 0.5, "float32")
+_LEVEL = np.full((2, 1), 0.1, "float32")
+
+
+@pytest.mark.parametrize(
+    "inputs, match",
+    [
+        ({"image": np.zeros((2, 1, 8, 1), "float32"), "noise_level": _LEVEL}, r"H and W >= 2, got \[2, 1, 8, 1\]"),
+        ({"image": _IMAGE[0], "noise_level": _LEVEL}, r"image must have shape \[B, H, W, 1\], got \[8, 8, 1\]"),
+        ({"image": _IMAGE, "noise_level": _LEVEL[:, 0]}, r"noise_level must have shape \[B, 1\], got \[2\]"),
+        ({"image": _IMAGE, "noise_level": _LEVEL[:1]}, r"one batch size, got \{'image': 2, 'noise_level': 1\}"),
+        ({"image": (_IMAGE * 255).astype("uint8"), "noise_level": _LEVEL}, "image must be float .* got uint8"),
+        ({"image": np.where(np.eye(8)[None, ..., None] > 0, np.nan, _IMAGE).astype("float32"),
+          "noise_level": _LEVEL}, "image contains NaN or Inf"),
+        ({"image": _IMAGE, "noise_level": np.full((2, 1), np.inf, "float32")}, "noise_level contains NaN or Inf"),
+        (_IMAGE, r"inputs must be a dict with keys 'image' \[B, H, W, 1\], 'noise_level' \[B, 1\]; got ndarray"),
+    ],
+    ids=["1-pixel-high", "no-batch-axis", "level-rank", "batch-sizes", "uint8", "nan", "inf-level", "no-dict"],
+)
+@pytest.mark.parametrize("tile_size", [None, 4])
+def test_predict_refuses_bad_arrays_naming_the_input(inputs, match, tile_size):
+    # Keras' predict pipeline would run some of these (NaN out, uint8 as 0-255) or fail
+    # with errors that name no input.
+    with pytest.raises(ValueError, match=match):
+        _small(noise_level_input=True).predict(inputs, verbose=0, tile_size=tile_size)

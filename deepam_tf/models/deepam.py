@@ -228,6 +228,26 @@ class DeepAM(keras.Model):
                     f"{guidance_hw}"
                 )
 
+    def _check_arrays(self, x):
+        """:meth:`predict`'s checks of array inputs (Keras' own pipeline reports a bad
+        batch or shape with errors that name no input, and takes any dtype and NaN)."""
+        import numpy as np
+
+        if not (hasattr(x, "shape") or (isinstance(x, dict) and all(hasattr(v, "shape") for v in x.values()))):
+            return
+        self._check_inputs(x)
+        named = x if isinstance(x, dict) else {"image": x}
+        batches = {name: int(value.shape[0]) for name, value in named.items()}
+        if len(set(batches.values())) > 1:
+            raise ValueError(f"inputs must have one batch size, got {batches}")
+        for name, value in named.items():
+            dtype = keras.backend.standardize_dtype(value.dtype)
+            if "float" not in dtype:
+                raise ValueError(f"{name} must be float (images in [0, 1]), got {dtype}; divide "
+                                 f"uint8 images by 255, or use deepam_tf.denoise, which takes them")
+            if not np.all(np.isfinite(np.asarray(value, np.float32))):
+                raise ValueError(f"{name} contains NaN or Inf")
+
     def call(self, inputs, training=None, mask=None):
         self._check_inputs(inputs)
         return super().call(inputs, training=training, mask=mask)
@@ -238,7 +258,12 @@ class DeepAM(keras.Model):
         CNNs tile by tile and the reconstruction on the whole image, which bounds memory
         and gives the untiled result (see :mod:`deepam_tf.models.tiling`); and
         ``self_ensemble``: average over the 8 rotations and flips of the input (8× the
-        time, see :mod:`deepam_tf.models.ensemble`)."""
+        time, see :mod:`deepam_tf.models.ensemble`).
+
+        Arrays (numpy or tensors) are checked first: shapes, one batch size, a floating
+        dtype (images in [0, 1]) and finite values, each refused with a ValueError
+        naming the input; datasets and generators go to Keras as they are."""
+        self._check_arrays(x)
         if self_ensemble:
             from deepam_tf.models.ensemble import self_ensemble as ensemble
 
