@@ -40,9 +40,12 @@ def test_denoise_runs_each_opponent_channel_at_its_noise_level(model_path, monke
     np.testing.assert_allclose(out.astype(float), image.astype(float), atol=1)
     denoise(image, 30, model=model_path, colour_space="rgb")
     assert np.ndim(seen[-1][1]) == 0 and seen[-1][1] == 30
-    # Not three channels: each channel as it is.
-    denoise(np.zeros((8, 8, 2)), 30, model=model_path)
+    # Not three channels: each channel as it is (two channels: gray and alpha, unless
+    # alpha=False).
+    denoise(np.zeros((8, 8, 2)), 30, model=model_path, alpha=False)
     assert seen[-1][0].shape == (2, 8, 8, 1) and seen[-1][1] == 30
+    denoise(np.zeros((8, 8, 2)), 30, model=model_path)
+    assert seen[-1][0].shape == (1, 8, 8, 1)
     with pytest.raises(ValueError, match="colour_space must be one of"):
         denoise(image, 30, model=model_path, colour_space="yuv")
 
