@@ -92,8 +92,15 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
     sigma = check_sigma(sigma)
     model = evaluated_model(model, sigma, colour)
     images = os.fspath(images)
-    folder = images if os.path.isdir(images) or os.sep in images else os.path.join(
-        default_data_dir(data_dir), "denoise", images)
+    folder = images
+    if not (os.path.isdir(images) or os.sep in images):
+        sets = os.path.join(default_data_dir(data_dir), "denoise")
+        folder = os.path.join(sets, images)
+        if not os.path.isdir(folder):
+            there = sorted(name for name in os.listdir(sets) if os.path.isdir(os.path.join(sets, name))) \
+                if os.path.isdir(sets) else []
+            raise ValueError(f"no set {images!r} in {sets} (there: {', '.join(there) or 'none'}); "
+                             f"or give an image folder")
     output = None if output is None else os.fspath(output)
     if output is not None and not overwrite:
         for path in (output + ".csv", output + ".md"):

@@ -266,6 +266,17 @@ def test_evaluate_checks_every_file_before_any_work(tmp_path):
     assert not calls
 
 
+def test_an_unknown_set_or_no_data_folder_says_what_there_is(tmp_path, model_path, monkeypatch):
+    (tmp_path / "data" / "denoise" / "set12").mkdir(parents=True)
+    (tmp_path / "data" / "denoise" / "bsd68").mkdir()
+    with pytest.raises(ValueError, match=r"no set 'bsd86' in .*denoise \(there: bsd68, set12\); or give an image folder"):
+        evaluation.evaluate(model_path, "bsd86", 25, data_dir=str(tmp_path / "data"))
+    monkeypatch.delenv("DEEPAM_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    with pytest.raises(ValueError, match=r"no data folder: pass one \(--data-dir, data_dir=\), set DEEPAM_DATA"):
+        evaluation.evaluate(model_path, "bsd68", 25)
+
+
 def test_one_call_evaluate_on_a_folder_or_a_named_set_writes_tables_once(tmp_path, model_path):
     import imageio.v3 as iio
 

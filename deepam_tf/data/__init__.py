@@ -32,7 +32,8 @@ def data_dir(path=None):
             return os.path.abspath(candidate)
     if path or os.environ.get("DEEPAM_DATA"):
         raise ValueError(f"data folder {path or os.environ['DEEPAM_DATA']} does not exist")
-    raise ValueError("no data folder: pass one or set DEEPAM_DATA")
+    raise ValueError("no data folder: pass one (--data-dir, data_dir=), set DEEPAM_DATA, or "
+                     "run from a folder where ../shared/data exists")
 
 
 __all__ = [
