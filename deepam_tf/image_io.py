@@ -1,5 +1,6 @@
 """Reading and writing image files with clear errors; writes never leave partial files."""
 
+import contextlib
 import logging
 import os
 import struct
@@ -23,17 +24,47 @@ def rgb_to_gray(image):
     return image[..., :3] @ np.array(LUMA_WEIGHTS, np.float32)
 
 
+@contextlib.contextmanager
+def _pillow_without_pixel_limit():
+    """Pillow's decompression-bomb guard lifted for the block: it refuses images over
+    179 MP (a 200 MP phone photo among them) and warns over 89 MP. What a read decodes is
+    bounded by the memory available instead (:func:`_check_decoded_size`)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _pillow_info(path):
-    """``(mode, EXIF orientation, ICC profile)`` of an image file as Pillow sees it;
-    ``(None, 1, None)`` when Pillow cannot open it (orientation 1: no tag)."""
+    """``(mode, EXIF orientation, ICC profile, (width, height), bands)`` of an image file
+    as Pillow sees it from its header; ``(None, 1, None, None, None)`` when Pillow cannot
+    open it (orientation 1: no tag)."""
     try:
         from PIL import Image
 
-        with Image.open(path) as handle:
+        with _pillow_without_pixel_limit(), Image.open(path) as handle:
             orientation = int(handle.getexif().get(EXIF_ORIENTATION, 1))
-            return handle.mode, orientation, handle.info.get("icc_profile") or None
+            return (handle.mode, orientation, handle.info.get("icc_profile") or None,
+                    handle.size, len(handle.getbands()))
     except Exception:
-        return None, 1, None
+        return None, 1, None, None, None
+
+
+def _check_decoded_size(path, size, bands):
+    """ValueError when the image, as float32 (what every use of it makes), would not fit
+    in the memory available: a huge or crafted file is refused before it is decoded."""
+    from deepam_tf.models.tiling import available_memory
+
+    if size is None:
+        return
+    need, memory = 4 * size[0] * size[1] * bands, available_memory()
+    if need > memory:
+        raise ValueError(f"{path}: a {size[0]}x{size[1]} image ({size[0] * size[1] / 1e6:.0f} MP, "
+                         f"{bands} channel(s)) needs {need / 2**30:.1f} GiB as float32, but only "
+                         f"{memory / 2**30:.1f} GiB is available")
 
 
 def read_icc_profile(path):
@@ -71,14 +102,16 @@ def read_image_file(path, keep_alpha=False):
         raise ValueError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path}: empty file")
+    mode, orientation, _, size, bands = _pillow_info(path)
+    _check_decoded_size(path, size, bands)
     try:
-        image = np.asarray(iio.imread(path))
+        with _pillow_without_pixel_limit():
+            image = np.asarray(iio.imread(path))
+            if image.ndim == 3 and image.shape[-1] == 4 and mode == "CMYK":
+                image = np.asarray(iio.imread(path, mode="RGB"))
     except Exception as error:  # imageio raises many types for corrupt data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: not a readable image ({reason})") from None
-    mode, orientation, _ = _pillow_info(path)
-    if image.ndim == 3 and image.shape[-1] == 4 and mode == "CMYK":
-        image = np.asarray(iio.imread(path, mode="RGB"))
     if image.dtype == np.uint8 and _png_bit_depth(path) == 16:
         image = _decode_png16(path)  # Pillow reads 16-bit colour PNGs as 8-bit
     if image.dtype == bool:

@@ -195,3 +195,26 @@ def test_the_command_line_keeps_the_inputs_colour_profile(tmp_path, model_path):
                      "--model", model_path, "-o", str(tmp_path / "out")]) == 0
     assert read_icc_profile(str(tmp_path / "out" / "in.jpg")) == profile
     assert read_icc_profile(str(tmp_path / "out" / "plain.png")) is None
+
+
+def test_large_images_are_read_past_pillows_bomb_guard_and_bounded_by_memory(tmp_path, monkeypatch):
+    # Pillow refuses images over 2x MAX_IMAGE_PIXELS (179 MP: a 200 MP phone photo) and
+    # warns above it; a small limit stands in for a large image here.
+    import warnings
+
+    from PIL import Image
+
+    from deepam_tf.models import tiling
+
+    path, image = str(tmp_path / "big.png"), skimage.data.astronaut()[:64, :64]
+    write_image_file(path, image)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        np.testing.assert_array_equal(read_image_file(path), image)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # Pillow's own setting is left as it was
+    # What bounds a read is the memory: 64x64x3 float32 is 48 KiB.
+    monkeypatch.setattr(tiling, "available_memory", lambda: 40 * 1024)
+    with pytest.raises(ValueError, match=r"big.png: a 64x64 image \(0 MP, 3 channel\(s\)\) needs 0.0 GiB "
+                                         r"as float32, but only 0.0 GiB is available"):
+        read_image_file(path)
