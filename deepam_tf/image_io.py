@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 
 import numpy as np
 
@@ -24,6 +25,11 @@ def rgb_to_gray(image):
     return image[..., :3] @ np.array(LUMA_WEIGHTS, np.float32)
 
 
+_LIFT_LOCK = threading.Lock()
+_lifted = 0  # reads inside _pillow_without_pixel_limit now
+_pillow_limit = None  # Pillow's limit while it is lifted
+
+
 @contextlib.contextmanager
 def _pillow_without_pixel_limit():
     """Pillow's decompression-bomb guard lifted for the block: it refuses images over
@@ -31,11 +37,18 @@ def _pillow_without_pixel_limit():
     bounded by the memory available instead (:func:`_check_decoded_size`)."""
     from PIL import Image
 
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    global _lifted, _pillow_limit
+    with _LIFT_LOCK:  # reads in several threads: the last one out restores the limit
+        if _lifted == 0:
+            _pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _lifted += 1
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = limit
+        with _LIFT_LOCK:
+            _lifted -= 1
+            if _lifted == 0:
+                Image.MAX_IMAGE_PIXELS = _pillow_limit
 
 
 def _pillow_info(path):

@@ -4,6 +4,7 @@ import collections
 import functools
 import logging
 import os
+import threading
 import warnings
 import weakref
 
@@ -286,6 +287,7 @@ def _estimated_sigma(unit):
 
 _LOADED = collections.OrderedDict()
 _CONVERTED = weakref.WeakKeyDictionary()
+_LOADING = threading.Lock()
 MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
 
 
@@ -330,22 +332,24 @@ def _load(model, policy=None):
             return model
         # A copy per loaded model and policy, kept (with its traces) while the model
         # lives; its weights are refreshed each call, so training in between is seen.
-        copies = _CONVERTED.setdefault(model, {})
-        if policy not in copies:
-            copies[policy] = with_dtype(model, policy)
-        else:
-            copies[policy].set_weights(model.get_weights())
-        return copies[policy]
+        with _LOADING:
+            copies = _CONVERTED.setdefault(model, {})
+            if policy not in copies:
+                copies[policy] = with_dtype(model, policy)
+            else:
+                copies[policy].set_weights(model.get_weights())
+            return copies[policy]
     if os.path.isfile(model):
         key = (model, os.path.getmtime(model), policy)
     else:
         key = (list_presets().get(model, {}).get("file", model), None, policy)
-    if key not in _LOADED:
-        _LOADED[key] = load_preset(model, policy)
-        while len(_LOADED) > MAX_LOADED:
-            _LOADED.popitem(last=False)
-    _LOADED.move_to_end(key)
-    return _LOADED[key]
+    with _LOADING:  # threads of a server: one load per model, the cache kept consistent
+        if key not in _LOADED:
+            _LOADED[key] = load_preset(model, policy)
+            while len(_LOADED) > MAX_LOADED:
+                _LOADED.popitem(last=False)
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
 
 
 def _same_size(a, b, names):

@@ -218,3 +218,29 @@ def test_large_images_are_read_past_pillows_bomb_guard_and_bounded_by_memory(tmp
     with pytest.raises(ValueError, match=r"big.png: a 64x64 image \(0 MP, 3 channel\(s\)\) needs 0.0 GiB "
                                          r"as float32, but only 0.0 GiB is available"):
         read_image_file(path)
+
+
+def test_pillows_limit_is_lifted_while_any_thread_reads_and_restored_after_the_last(monkeypatch):
+    import threading
+
+    from PIL import Image
+
+    from deepam_tf import image_io
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    inside, leave_first, seen = threading.Event(), threading.Event(), []
+
+    def first():
+        with image_io._pillow_without_pixel_limit():
+            inside.set()
+            leave_first.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait(10)
+    with image_io._pillow_without_pixel_limit():  # a second read overlaps the first
+        leave_first.set()
+        thread.join(10)
+        seen.append(Image.MAX_IMAGE_PIXELS)  # the first has left; this one still reads
+    assert seen == [None]
+    assert Image.MAX_IMAGE_PIXELS == 1000

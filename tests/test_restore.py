@@ -239,6 +239,31 @@ def test_one_call_api_keeps_a_bounded_number_of_models(tmp_path, model_path):
     assert all(key[0] != paths[1] for key in restore._LOADED)  # least recently used: dropped
 
 
+def test_threads_that_ask_for_one_model_at_once_load_it_once(tmp_path, model_path, monkeypatch):
+    import shutil
+    import threading
+    import time
+
+    import deepam_tf.models
+    from deepam_tf import restore
+
+    path = str(tmp_path / "fresh.keras")
+    shutil.copy(model_path, path)
+    real, loads = deepam_tf.models.load_preset, []
+
+    def slow_load(*args):
+        loads.append(args)
+        time.sleep(0.3)  # a real load takes seconds: long enough for the others to ask
+        return real(*args)
+
+    monkeypatch.setattr(deepam_tf.models, "load_preset", slow_load)
+    got = [None] * 4
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, restore._load(path))) for i in range(4)]
+    [thread.start() for thread in threads]
+    [thread.join(30) for thread in threads]
+    assert len(loads) == 1 and got[0] is not None and all(model is got[0] for model in got)
+
+
 def test_a_model_for_another_task_is_refused_naming_it(model_path, depth_model_path, nir_model_path):
     from deepam_tf import restore_with_nir, upsample_depth
 
