@@ -264,6 +264,29 @@ def test_threads_that_ask_for_one_model_at_once_load_it_once(tmp_path, model_pat
     assert len(loads) == 1 and got[0] is not None and all(model is got[0] for model in got)
 
 
+def test_denoise_from_several_threads_gives_each_its_own_result():
+    import threading
+
+    rng = np.random.default_rng(0)
+    images = [np.clip(skimage.data.camera()[i * 40:i * 40 + 40, :48] + rng.normal(0, 25, (40, 48)), 0, 255)
+              .astype(np.uint8) for i in range(4)]
+    want = [denoise(image, 25, model="denoise_blind") for image in images]
+    got, errors = [None] * 8, []
+
+    def work(i):
+        try:
+            got[i] = denoise(images[i % 4], 25, model="denoise_blind", tile_size=None if i < 4 else 16)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    [thread.start() for thread in threads]
+    [thread.join(120) for thread in threads]
+    assert not errors
+    for i, result in enumerate(got):
+        np.testing.assert_allclose(result.astype(int), want[i % 4].astype(int), atol=1)
+
+
 def test_a_model_for_another_task_is_refused_naming_it(model_path, depth_model_path, nir_model_path):
     from deepam_tf import restore_with_nir, upsample_depth
 
