@@ -55,10 +55,16 @@ def _sources_and_targets(inputs, output):
     pairs = []
     for item in inputs:
         if os.path.isdir(item):
-            subfolders = sorted(e.name for e in os.scandir(item) if e.is_dir())
+            entries = list(os.scandir(item))
+            subfolders = sorted(e.name for e in entries if e.is_dir())
             if subfolders:
                 print(f"deepam: note: {item}: subfolders are not searched ({', '.join(subfolders)})",
                       file=sys.stderr)
+            hidden = sorted(e.name for e in entries if e.name.startswith(".") and not e.is_dir()
+                            and e.name.lower().endswith(IMAGE_EXTENSIONS))
+            if hidden:
+                print(f"deepam: note: {item}: {len(hidden)} hidden file(s) left out "
+                      f"({', '.join(hidden[:3])}{', ...' if len(hidden) > 3 else ''})", file=sys.stderr)
             folder = os.path.normpath(item) + "_denoised" if output is None else output
             pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
         elif output is None:

@@ -9,14 +9,16 @@ from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, as_unit_float, re
 
 
 def list_images(folder):
-    """Sorted image files (PNG, JPEG, BMP, TIFF) in ``folder``; ValueError if none."""
+    """Sorted image files (PNG, JPEG, BMP, TIFF) in ``folder``, hidden ones left out (such
+    as the ``._NAME.jpg`` metadata files macOS writes beside each image on other file
+    systems); ValueError if none."""
     if not os.path.isdir(folder):
         raise ValueError(f"image folder {folder} " + ("is a file" if os.path.exists(folder) else
                                                        "does not exist"))
     files = sorted(
         os.path.join(folder, name)
         for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
     )
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
