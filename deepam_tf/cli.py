@@ -116,7 +116,9 @@ def _denoise_files(args):
     if model != AUTO_DENOISER:  # "auto" with a σ picks per file (opponent channels: blind)
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
-    progress = keras.utils.Progbar(len(pairs)) if len(pairs) > 1 else None
+    # Keras draws its bar with terminal escapes even into a log file: there, one line.
+    progress = (keras.utils.Progbar(len(pairs), verbose=1 if sys.stdout.isatty() else 2)
+                if len(pairs) > 1 else None)
     for source, target in pairs:
         try:
             if os.path.abspath(source) == os.path.abspath(target):

@@ -10,6 +10,7 @@ measures PSNR over all three channels and SSIM averaged over them.
 
 import csv
 import os
+import sys
 import time
 
 import numpy as np
@@ -143,7 +144,9 @@ def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress
     if progress:
         import keras
 
-        bar = keras.utils.Progbar(len(paths), stateful_metrics=["mean PSNR"])
+        # Keras draws its bar with terminal escapes even into a log file: there, one line.
+        bar = keras.utils.Progbar(len(paths), stateful_metrics=["mean PSNR"],
+                                  verbose=1 if sys.stdout.isatty() else 2)
     for index, path in enumerate(paths):
         clean = read(path)
         noisy = noisy_version(clean, sigma, seed, index)

@@ -141,6 +141,7 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
     assert cli.main(run) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == f"denoised 3 of 3 images into {tmp_path}/, {tmp_path / 'scans_denoised'}/"
+    assert out.splitlines()[0].startswith("3/3 - ") and "\x1b[" not in out  # a log gets a plain line
     assert "scans: subfolders are not searched (old)" in err
     assert "scans: 1 hidden file(s) left out (._a.png)" in err
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["._a.png", "a.png", "b.png", "old"]

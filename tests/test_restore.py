@@ -98,6 +98,8 @@ def test_evaluate_can_show_progress_with_the_running_mean(tmp_path, capsys):
     rows = evaluation.evaluate_restorer(lambda noisy, sigma: noisy, str(tmp_path), 25, progress=True)
     shown = capsys.readouterr().out
     assert "2/2" in shown and f"mean PSNR: {rows[-1]['psnr']:.4f}" in shown
+    # Not a terminal (capsys): one plain line, no escapes or carriage returns for a log.
+    assert "\x1b[" not in shown and "\r" not in shown and shown.count("\n") == 1
 
 
 def test_evaluate_follows_the_protocol(tmp_path):
