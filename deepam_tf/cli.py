@@ -117,7 +117,7 @@ def _denoise_files(args):
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
     # Keras draws its bar with terminal escapes even into a log file: there, one line.
-    progress = (keras.utils.Progbar(len(pairs), verbose=1 if sys.stdout.isatty() else 2)
+    progress = (keras.utils.Progbar(len(pairs), verbose=_default_verbosity())
                 if len(pairs) > 1 else None)
     for source, target in pairs:
         try:
@@ -266,6 +266,12 @@ def _refit_head(args):
     return 0
 
 
+def _default_verbosity():
+    """Keras' progress bar on a terminal; a line per epoch into a log file, where the bar's
+    escape codes and carriage returns would pile up."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def _sigma(text):
     try:
         return check_sigma(float(text))
@@ -395,7 +401,9 @@ def _parser():
                        help="run folder (an unfinished run of the same config there resumes)")
     train.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")
     train.add_argument("--epochs", type=_integer_at_least(1, "epochs"), help="stop after this many epochs")
-    train.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=_default_verbosity(),
+                       help="Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch "
+                            "(default: 1 on a terminal, 2 into a log file)")
 
     refit = commands.add_parser(
         "refit-head", help="refit a denoiser's last-stage head (after its gamma features) "
@@ -424,7 +432,9 @@ def _parser():
     refit.add_argument("--learning-rate", type=float, default=3e-4)
     refit.add_argument("--seed", type=int, default=0, help="noise seed")
     refit.add_argument("--overwrite", action="store_true")
-    refit.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
+    refit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=_default_verbosity(),
+                       help="Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch "
+                            "(default: 1 on a terminal, 2 into a log file)")
     return parser
 
 
