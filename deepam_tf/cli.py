@@ -378,9 +378,10 @@ def _parser():
 
     export = commands.add_parser("export", help="export a preset for serving")
     export.add_argument("preset", help="preset name or .keras file")
-    export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model",
+                        help="saved_model (TF-Serving; the default) or tflite (phones)")
     export.add_argument("--size", type=_integer_at_least(2, "size"), nargs=2, default=[256, 256], metavar=("H", "W"),
-                        help="static input size (tflite)")
+                        help="static input size (tflite; default: 256 256)")
     export.add_argument("--iterations", type=int, default=None,
                         help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
@@ -390,10 +391,15 @@ def _parser():
     export.add_argument("--rgb", action="store_true",
                         help="tflite: take an RGB image and denoise its opponent channels, as "
                              "deepam denoise does (noise-level-conditioned grayscale denoisers)")
-    export.add_argument("--overwrite", action="store_true")
-    export.add_argument("-o", "--output", required=True, help="model base folder")
+    export.add_argument("--overwrite", action="store_true",
+                        help="tflite: replace an existing file (a SavedModel version folder is "
+                             "never replaced: export a new --version, which TF-Serving then serves)")
+    export.add_argument("-o", "--output", required=True,
+                        help="saved_model: the model base folder (writes OUTPUT/NAME/VERSION/); "
+                             "tflite: the folder the .tflite file goes into")
     export.add_argument("--name", help="model name (default: the preset's)")
-    export.add_argument("--version", type=int, default=1, help="integer version folder")
+    export.add_argument("--version", type=int, default=1,
+                        help="saved_model: the integer version folder (default: 1)")
 
     train = commands.add_parser("train", help="train (or resume) a model from a config")
     train.add_argument("config", help="training config (JSON), e.g. configs/fast_cpu.json")
