@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE
 from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, read_icc_profile,
                                 read_image_file, split_alpha, write_image_file)
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
@@ -215,7 +216,7 @@ def _evaluate(args):
 
 def _export(args):
     from deepam_tf.export import export_saved_model, export_tflite
-    from deepam_tf.export.tflite import DEFAULT_ITERATIONS, check_export_options
+    from deepam_tf.export.tflite import check_export_options
     from deepam_tf.models import load_preset
 
     if args.precision == "bfloat16" and args.format == "tflite":
@@ -380,10 +381,11 @@ def _parser():
     export.add_argument("preset", help="preset name or .keras file")
     export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model",
                         help="saved_model (TF-Serving; the default) or tflite (phones)")
-    export.add_argument("--size", type=_integer_at_least(2, "size"), nargs=2, default=[256, 256], metavar=("H", "W"),
-                        help="static input size (tflite; default: 256 256)")
+    export.add_argument("--size", type=_integer_at_least(2, "size"), nargs=2, default=list(DEFAULT_SIZE),
+                        metavar=("H", "W"), help="static input size (tflite; default: %(default)s)")
     export.add_argument("--iterations", type=int, default=None,
-                        help="unrolled DCT-PCG iterations (tflite; default: the export's, see README)")
+                        help=f"unrolled DCT-PCG iterations (tflite; default: {DEFAULT_ITERATIONS}, "
+                             f"chosen by benchmarks/unrolled_iterations.py)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
     export.add_argument("--precision", choices=list(PRECISIONS), default=None,
                         help="saved_model: bfloat16 runs the networks in mixed bfloat16 (for "
