@@ -224,14 +224,13 @@ def _export(args):
     model = load_preset(args.preset, None if args.precision is None else PRECISIONS[args.precision])
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
     if args.format == "tflite":
-        iterations = DEFAULT_ITERATIONS if args.iterations is None else args.iterations
-        check_export_options(tuple(args.size), iterations, model, args.rgb)
+        check_export_options(tuple(args.size), args.iterations, model, args.rgb)
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise ValueError(f"{args.output} is a file; -o names the folder the .tflite goes into")
         os.makedirs(args.output, exist_ok=True)
         suffix = ("_rgb" if args.rgb else "") + ("_fp16" if args.float16 else "")
         path = os.path.join(args.output, f"{name}_{args.size[0]}x{args.size[1]}{suffix}.tflite")
-        export_tflite(model, path, tuple(args.size), iterations, args.float16, args.overwrite, args.rgb)
+        export_tflite(model, path, tuple(args.size), args.iterations, args.float16, args.overwrite, args.rgb)
         print(f"wrote {path}")
         return 0
     path = export_saved_model(model, args.output, name, args.version)
@@ -383,7 +382,7 @@ def _parser():
                         help="saved_model (TF-Serving; the default) or tflite (phones)")
     export.add_argument("--size", type=_integer_at_least(2, "size"), nargs=2, default=list(DEFAULT_SIZE),
                         metavar=("H", "W"), help="static input size (tflite; default: %(default)s)")
-    export.add_argument("--iterations", type=int, default=None,
+    export.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"unrolled DCT-PCG iterations (tflite; default: {DEFAULT_ITERATIONS}, "
                              f"chosen by benchmarks/unrolled_iterations.py)")
     export.add_argument("--float16", action="store_true", help="float16 weights (tflite)")
