@@ -182,6 +182,9 @@ def _restore_nir(args):
 
     check_writable(args.output)
     rgb = read_image_file(args.rgb, keep_alpha=True)  # restore_with_nir keeps alpha as is
+    if split_alpha(rgb)[0].ndim != 3:
+        raise ValueError(f"{args.rgb}: the image to restore must be a colour (RGB) image, got a "
+                         f"single-channel one")
     nir = _one_channel(read_image_file(args.nir), args.nir, "NIR")
     if rgb.shape[:2] != nir.shape[:2]:
         raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "

@@ -102,6 +102,11 @@ def test_upsample_depth_and_restore_nir_commands(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "rgb.png is 64x48 but" in err and "small_nir.png is 32x48" in err
     assert "estimated sigma" not in out and not (tmp_path / "x.png").exists()
+    iio.imwrite(tmp_path / "gray_alpha.png", np.dstack([rgb[..., 0], np.full(rgb.shape[:2], 9, np.uint8)]))
+    for gray in ("nir.png", "gray_alpha.png"):
+        swapped = [str(tmp_path / gray) if a.endswith("rgb.png") else a for a in nir_args[:-1]]
+        assert cli.main(swapped + [str(tmp_path / "x.png")]) == 1
+        assert f"{gray}: the image to restore must be a colour (RGB) image" in capsys.readouterr().err
 
 
 def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
