@@ -307,9 +307,13 @@ def _integer_at_least(minimum, what):
     return parse
 
 
-def _restoration_options(command, default_model, default_meaning=None):
+def _restoration_options(command, task, default_model, default_meaning=None):
+    from deepam_tf.models import list_presets
+
+    shipped = sorted(name for name, meta in list_presets().items() if meta.get("task") == task)
     command.add_argument("--model", default=None if "<" in default_model else default_model,
-                         help=f"preset name or .keras file (default {default_meaning or default_model})")
+                         help=f"preset ({', '.join(shipped)}) or .keras file (default "
+                              f"{default_meaning or default_model})")
     command.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     command.add_argument("--tile-size", type=_tile_size, default="auto",
                          help="CNN tile side in pixels, 'auto' (from free memory) or 'none'; "
@@ -338,7 +342,7 @@ def _parser():
                          help="output file, or folder (several inputs, or an existing folder); "
                               "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
                               f"a file, {DEMO_OUTPUT} for the demo")
-    _restoration_options(denoise, AUTO_DENOISER, f"{AUTO_DENOISER}: the fixed-sigma preset of "
+    _restoration_options(denoise, "denoise", AUTO_DENOISER, f"{AUTO_DENOISER}: the fixed-sigma preset of "
                          f"the --sigma given if one is shipped, else {DEFAULT_DENOISER}")
     denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="auto",
                          help="RGB images: the opponent channels (about 1.1 dB better when the "
@@ -349,16 +353,16 @@ def _parser():
     depth.add_argument("--depth", required=True, help="low-resolution depth image (8/16-bit PNG)")
     depth.add_argument("--rgb", required=True, help="aligned high-resolution colour image")
     depth.add_argument("--scale", type=_integer_at_least(2, "scale"), required=True,
-                       help="upsampling factor (4, 8, 16)")
+                       help="upsampling factor (shipped models: 4, 8, 16)")
     depth.add_argument("-o", "--output", required=True)
-    _restoration_options(depth, "depth_x<scale>")
+    _restoration_options(depth, "depth_sr", "depth_x<scale>")
 
     nir = commands.add_parser("restore-nir", help="denoise RGB guided by an aligned NIR image")
     nir.add_argument("--rgb", required=True, help="noisy colour image")
     nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
     nir.add_argument("--sigma", type=_sigma, help="noise level, 0-255 scale (default: estimated)")
     nir.add_argument("-o", "--output", required=True)
-    _restoration_options(nir, DEFAULT_NIR_MODEL)
+    _restoration_options(nir, "rgb_nir", DEFAULT_NIR_MODEL)
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", default=AUTO_DENOISER,

@@ -256,3 +256,15 @@ def test_auto_keeps_the_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch
     estimated, blind, given = (iio.imread(tmp_path / f"{n}.png") for n in runs)
     np.testing.assert_array_equal(estimated, blind)
     assert np.any(given != blind)  # --sigma 25 under auto: the σ=25 specialist
+
+
+@pytest.mark.parametrize("command, task", [("denoise", "denoise"), ("upsample-depth", "depth_sr"),
+                                           ("restore-nir", "rgb_nir")])
+def test_help_names_the_shipped_presets_of_each_command(capsys, command, task):
+    from deepam_tf import list_presets
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    names = sorted(name for name, meta in list_presets().items() if meta["task"] == task)
+    assert names and f"preset ({', '.join(names)}) or .keras file" in shown
