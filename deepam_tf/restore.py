@@ -394,7 +394,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
             paper's [0, 255] protocol), uint16 or float. Zeros are holes: they are filled
             with the nearest valid depth before upsampling. NaN/Inf raise.
         rgb: the aligned high-resolution colour image ``[scale h, scale w, 3]`` (uint8,
-            uint16 or float in [0, 1]).
+            uint16 or float in [0, 1]); of an RGBA image the alpha channel is not used.
         scale: integer upsampling factor.
         model: preset name (default ``f"depth_x{scale}"``), ``.keras`` path or model.
         tile_size, self_ensemble, precision: see :func:`denoise`.
@@ -424,6 +424,8 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
     if depth.dtype.kind == "f" and not np.all(np.isfinite(depth)):
         raise ValueError("depth_lr contains NaN or Inf (mark missing depth with 0)")
     rgb01, _ = to_unit_range(rgb, "rgb")
+    if rgb01.ndim == 3 and rgb01.shape[-1] == 4:
+        rgb01 = rgb01[..., :3]  # RGBA: the guidance is the colour
     rgb01 = _channels(rgb01, 3, "rgb")
     expected = (depth.shape[0] * scale, depth.shape[1] * scale)
     if rgb01.shape[:2] != expected:

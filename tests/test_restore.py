@@ -150,6 +150,9 @@ def test_upsample_depth_keeps_dtype_range_and_samples(depth_model_path, dtype):
     tolerance = 1 if dtype != np.float32 else 1e-3 * depth.max()
     np.testing.assert_allclose(high[::4, ::4].astype(float), depth.astype(float), atol=tolerance)
     assert upsample_depth(depth[..., None], rgb, 4, model=depth_model_path).shape == (48, 40, 1)
+    # An RGBA guidance is its colour (the trained preset, which does look at the guidance).
+    rgba = np.dstack([rgb, rng.integers(0, 256, rgb.shape[:2]).astype(np.uint8)])
+    np.testing.assert_array_equal(upsample_depth(depth, rgba, 4), upsample_depth(depth, rgb, 4))
 
 
 def test_upsample_depth_fills_holes(depth_model_path):
