@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import markdown_table  # noqa: E402
+from common import import_bm3d, markdown_table  # noqa: E402
 
 from deepam_tf import data, denoise, metrics  # noqa: E402
 from deepam_tf.evaluation import noisy_version  # noqa: E402
@@ -94,6 +94,7 @@ def main():
     parser.add_argument("--jpeg", type=int, metavar="Q",
                         help="measure noisy 8-bit PNG and JPEG (quality Q) files instead")
     args = parser.parse_args()
+    bm3d = None if args.no_bm3d else import_bm3d(parser)
 
     images = colour_images(data.data_dir(args.data_dir), args.crop)
     model = load_for_task(args.model, "denoising")
@@ -110,9 +111,7 @@ def main():
         "DeepAM, R G B": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="rgb"),
         "DeepAM, opponent": lambda noisy, sigma: denoise(noisy, sigma, model=model, colour_space="opponent"),
     }
-    if not args.no_bm3d:
-        import bm3d
-
+    if bm3d is not None:
         methods["colour BM3D"] = lambda noisy, sigma: bm3d.bm3d_rgb(noisy, sigma / 255.0)
     rows, per_image = [], []
     for sigma in args.sigmas:

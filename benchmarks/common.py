@@ -17,6 +17,16 @@ def best_time(fn, repeats=5, warmup=1):
     return min(times)
 
 
+def import_bm3d(parser, flag="pass --no-bm3d"):
+    """The PyPI ``bm3d`` module, or the argument parser's error saying how to get it
+    (before any work)."""
+    try:
+        import bm3d
+    except ImportError:
+        parser.error(f"BM3D is the PyPI package bm3d: python -m pip install -e '.[bench]', or {flag}")
+    return bm3d
+
+
 def markdown_table(header, rows):
     """A Markdown table as a string."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

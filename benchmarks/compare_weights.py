@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import markdown_table  # noqa: E402
+from common import import_bm3d, markdown_table  # noqa: E402
 
 from deepam_tf.data import splits  # noqa: E402
 
@@ -37,6 +37,8 @@ def main(argv=None):
     parser.add_argument("--bm3d", action="store_true", help="add BM3D on the same noisy images")
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
+    if args.bm3d:
+        import_bm3d(parser, "leave out --bm3d")
 
     from deepam_tf.data import data_dir, list_images
     from deepam_tf.evaluation import PROTOCOL, model_restore_fn, noisy_version, read_gray

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import markdown_table  # noqa: E402
+from common import import_bm3d, markdown_table  # noqa: E402
 
 from deepam_tf import data, evaluation  # noqa: E402
 from deepam_tf.models import load_preset  # noqa: E402
@@ -50,6 +50,8 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="noise draws to average over (default: the protocol's seed 0)")
     args = parser.parse_args()
+    if not args.no_bm3d:
+        import_bm3d(parser)
     restorers = {}
 
     def deepam(sigma):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import markdown_table  # noqa: E402
+from common import import_bm3d, markdown_table  # noqa: E402
 
 from deepam_tf import baselines, data, metrics  # noqa: E402
 from deepam_tf.data import splits  # noqa: E402
@@ -64,6 +64,8 @@ def main():
                         help="also DeepAM(2) in mixed bfloat16 (precision='bfloat16')")
     parser.add_argument("--demo", help="write the low-light demo picture here")
     args = parser.parse_args()
+    if not args.no_bm3d:
+        import_bm3d(parser)
     from deepam_tf.models import list_presets, load_preset
 
     root = data.data_dir(args.data_dir)
