@@ -29,16 +29,10 @@ def _demo(args):
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
     noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
-    if DEFAULT_DENOISER in list_presets():
-        name = resolve_denoiser(args.model, sigma)
-        restored = denoise(noisy, sigma, model=name, tile_size=args.tile_size,
-                           self_ensemble=args.self_ensemble, precision=args.precision)
-        method = f"DeepAM {'preset ' if name in list_presets() else ''}{name}"
-    else:
-        from deepam_tf.classic_am import classic_am
-
-        restored = np.clip(classic_am(noisy).numpy(), 0.0, 1.0)
-        method = "classic AM (TV); no trained preset shipped yet"
+    name = resolve_denoiser(args.model, sigma)
+    restored = denoise(noisy, sigma, model=name, tile_size=args.tile_size,
+                       self_ensemble=args.self_ensemble, precision=args.precision)
+    method = f"DeepAM {'preset ' if name in list_presets() else ''}{name}"
     panel = np.concatenate([np.clip(noisy, 0, 1), restored, clean], axis=1)
     write_image_file(args.output, panel, args.overwrite)
     print(f"camera, sigma={sigma:g}, {method}")
