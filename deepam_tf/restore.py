@@ -97,7 +97,11 @@ def estimate_sigma(image):
 
 
 def check_sigma(sigma):
-    real = isinstance(sigma, (int, float, np.integer, np.floating)) and not isinstance(sigma, bool)
+    """``sigma`` as a float, or a ValueError unless it is one real number (a Python or
+    numpy scalar, or a 0-d array or tensor) in (0, MAX_SIGMA]."""
+    if not isinstance(sigma, (str, bytes)) and np.ndim(sigma) == 0 and np.asarray(sigma).dtype.kind in "iuf":
+        sigma = np.asarray(sigma).item()
+    real = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
     if not real or not np.isfinite(sigma) or not 0 < sigma <= MAX_SIGMA:
         raise ValueError(f"sigma must be a number in (0, {MAX_SIGMA:g}] on the 0-255 scale, got {sigma!r}")
     return float(sigma)

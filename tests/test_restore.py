@@ -68,11 +68,22 @@ def test_a_noise_free_constant_image_or_channel_estimates_no_noise(model_path):
         (np.zeros((8, 8)), float("nan"), "sigma"),
         (np.zeros((8, 8)), "25", "sigma must be a number"),
         (np.zeros((8, 8)), True, "sigma must be a number"),
+        (np.zeros((8, 8)), np.array([25.0]), "sigma must be a number"),
+        (np.zeros((8, 8)), np.array(300), "sigma must be a number"),
     ],
 )
 def test_bad_input_is_a_clear_error(model_path, image, sigma, match):
     with pytest.raises(ValueError, match=match):
         denoise(image, sigma, model=model_path)
+
+
+def test_sigma_may_be_any_real_scalar(model_path):
+    import tensorflow as tf
+
+    image = skimage.data.camera()[:16, :16]
+    want = denoise(image, 25, model=model_path)
+    for sigma in (25.0, np.float32(25), np.int64(25), np.array(25.0), tf.constant(25.0)):
+        np.testing.assert_array_equal(denoise(image, sigma, model=model_path), want)
 
 
 def test_presets_index_and_unknown_name():
