@@ -20,14 +20,17 @@ AUTO_DENOISER = "auto"  # the fixed-σ preset of exactly the σ given, else DEFA
 DEFAULT_NIR_MODEL = "rgbnir_blind"
 MAX_SIGMA = 255.0
 # Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
-# 0-255 scale still stays inside with overwhelming probability).
+# 0-255 scale still stays inside with overwhelming probability); for a larger σ given,
+# six of its standard deviations on either side.
 FLOAT_RANGE = (-1.5, 2.5)
+FLOAT_MARGIN_SIGMAS = 6
 MIN_ESTIMATED_SIGMA = 0.5  # a clean image estimates ~0: denoise it very lightly
 
 
-def to_unit_range(image, name="image"):
+def to_unit_range(image, name="image", sigma=None):
     """``(float32 array in [0, 1] nominally, restore)`` where ``restore`` maps a result
-    back to the input's dtype and range. Accepts uint8, uint16 and floats in [0, 1]."""
+    back to the input's dtype and range. Accepts uint8, uint16 and floats in [0, 1]
+    (noisy ones a little outside: :data:`FLOAT_RANGE`, wider for a large ``sigma``)."""
     image = np.asarray(image)
     if image.size == 0:
         raise ValueError(f"{name} is empty (shape {image.shape})")
@@ -43,7 +46,8 @@ def to_unit_range(image, name="image"):
         if not np.all(np.isfinite(image)):
             raise ValueError(f"{name} contains NaN or Inf")
         low, high = float(image.min()), float(image.max())
-        if low < FLOAT_RANGE[0] or high > FLOAT_RANGE[1]:
+        margin = max(-FLOAT_RANGE[0], FLOAT_MARGIN_SIGMAS * (sigma or 0) / 255.0)
+        if low < min(FLOAT_RANGE[0], -margin) or high > max(FLOAT_RANGE[1], 1 + margin):
             raise ValueError(
                 f"{name} is float with values in [{low:g}, {high:g}]; float images must be "
                 f"on the [0, 1] scale (noise may push them slightly outside): divide a "
@@ -219,12 +223,13 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
 
     auto = isinstance(model, str) and model == AUTO_DENOISER
     model = resolve_denoiser(model, sigma)
+    name = model if isinstance(model, str) else None  # a preset's index entry, if any
     sigma = given_sigma(sigma, model)
     model = load_for_task(model, "denoising", precision)
     shape = np.shape(image)
     if len(shape) in (2, 3):
         check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
-    unit, back = to_unit_range(image)
+    unit, back = to_unit_range(image, sigma=sigma)
     batch, unbatch = _layout(unit)
     if sigma is None:
         sigma = _estimated_sigma(unit)
@@ -236,11 +241,29 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
     if rgb_image and colour_space == "opponent":
         if auto:  # the opponent channels each have their own σ: the blind model serves all
             logger.info("model %s for the opponent channels", DEFAULT_DENOISER)
-            model = load_for_task(DEFAULT_DENOISER, "denoising", precision)
+            name, model = DEFAULT_DENOISER, load_for_task(DEFAULT_DENOISER, "denoising", precision)
+        level = float(sigma * colour.NOISE_SCALE.max())
+        warn_outside_training_range(name, level, f"sigma {sigma:.4g} ({level:.4g} in the "
+                                                 f"noisiest opponent channel)")
         batch, _ = _layout(colour.to_opponent(unit))
         restored = run_denoiser(model, batch, sigma * colour.NOISE_SCALE, tile_size, self_ensemble)
         return back(colour.from_opponent(unbatch(restored)))
+    warn_outside_training_range(name, sigma)
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
+
+
+@functools.cache
+def warn_outside_training_range(name, sigma, given=None):
+    """Logs (once per preset and σ) a σ above the noise levels the preset ``name`` was
+    trained on (its index's ``sigma_range``): past them its quality falls off (README,
+    "Noise above the trained range"). ``given``: the σ as the caller gave it, in words."""
+    from deepam_tf.models import list_presets
+
+    bounds = list_presets().get(name, {}).get("sigma_range") if name else None
+    if bounds and sigma > bounds[1]:
+        logger.warning("%s is above the noise levels %s was trained on (%g-%g): its quality "
+                       "falls off past them (denoise_blind on Set12: still ahead of BM3D at 80, "
+                       "behind from 85; README)", given or f"sigma {sigma:.4g}", name, *bounds)
 
 
 def given_sigma(sigma, model):
@@ -471,11 +494,12 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     Returns:
         The restored RGB image, same shape, dtype and range as ``rgb``.
     """
+    name = model if isinstance(model, str) else None
     sigma = given_sigma(sigma, model)
     rgb, alpha_channel = split_alpha(np.asarray(rgb))
     if alpha_channel is not None and rgb.ndim == 2:  # a gray+alpha image
         raise ValueError(f"rgb must have shape [H, W, 3] or [H, W, 4], got {rgb.shape[:2] + (2,)}")
-    unit, back = to_unit_range(rgb, "rgb")
+    unit, back = to_unit_range(rgb, "rgb", sigma)
     unit = _channels(unit, 3, "rgb")
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
@@ -483,6 +507,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     model = load_for_task(model, "RGB/NIR restoration", precision)
     if sigma is None:
         sigma = _estimated_sigma(unit)
+    warn_outside_training_range(name, sigma)
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):
         inputs["noise_level"] = np.full((1, 1), sigma / 255.0, np.float32)

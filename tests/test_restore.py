@@ -438,3 +438,36 @@ def test_narrow_images_raise_no_warning_from_the_noise_estimate(model_path):
         warnings.simplefilter("error")
         assert estimate_sigma(narrow) > 0 and np.isfinite(chroma_noise_ratio(tiny_rgb))
         denoise(narrow, None, model=model_path)
+
+
+def test_a_sigma_above_the_trained_range_is_logged_once(caplog):
+    from deepam_tf import restore
+
+    restore.warn_outside_training_range.cache_clear()
+    gray = skimage.data.camera()[:32, :32]
+    rgb = skimage.data.astronaut()[:32, :32]
+
+    def warnings_of(*args, **kwargs):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+            denoise(*args, **kwargs)
+        return [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+
+    assert warnings_of(gray, 55, model="denoise_blind") == []  # denoise_blind: sigma_range [0, 55]
+    assert warnings_of(gray, 90, model="denoise_blind") == [
+        "sigma 90 is above the noise levels denoise_blind was trained on (0-55): its quality falls "
+        "off past them (denoise_blind on Set12: still ahead of BM3D at 80, behind from 85; README)"]
+    assert warnings_of(gray, 90, model="denoise_blind") == []  # once
+    # RGB goes through the opponent channels, whose noise is at most σ/√2.
+    assert warnings_of(rgb, 70, colour_space="opponent") == []
+    assert warnings_of(rgb, 90, colour_space="opponent")[0].startswith(
+        "sigma 90 (63.64 in the noisiest opponent channel) is above the noise levels denoise_blind")
+
+
+def test_float_images_with_heavy_noise_are_accepted_when_sigma_allows(model_path):
+    clean = skimage.data.camera()[:64, :64] / 255.0
+    noisy = clean + np.random.default_rng(0).normal(0, 150 / 255, clean.shape)
+    assert noisy.max() > 2.5  # outside the default range of accepted floats
+    assert denoise(noisy, 150, model=model_path).shape == clean.shape
+    with pytest.raises(ValueError, match="float images must be on the"):
+        denoise(noisy * 255, 150, model=model_path)  # 0-255 floats are still refused
