@@ -124,9 +124,10 @@ def test_a_specialised_denoiser_given_another_sigma_says_so(name, caplog):
     ours = lambda: [r.getMessage() for r in caplog.records if r.name == "deepam_tf"]
     with caplog.at_level(logging.WARNING, logger="deepam_tf"):
         denoise(noisy, meta["sigma"], model=name)
-        denoise(noisy, meta["sigma"] + 10, model=meta["specialised_from"])
+        # Another σ inside the blind model's training range (σ ≤ 55), where it says nothing.
+        denoise(noisy, meta["sigma"] + 5, model=meta["specialised_from"])
         assert not ours()
-        denoise(noisy, meta["sigma"] + 10, model=name)
+        denoise(noisy, meta["sigma"] + 5, model=name)
     [message] = ours()
     assert f"trained for sigma {meta['sigma']:g} only" in message
     assert meta["specialised_from"] in message
