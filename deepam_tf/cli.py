@@ -121,7 +121,7 @@ def _denoise_files(args):
             image = read_image_file(source, keep_alpha=True)  # denoise keeps alpha as is
             sigma = fixed_sigma
             if sigma is None:
-                sigma = estimate_sigma(split_alpha(image)[0])
+                sigma = estimate_sigma(image)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
             restored = denoise(image, sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
@@ -185,7 +185,7 @@ def _restore_nir(args):
                          f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")
     sigma = given_sigma(args.sigma, args.model or DEFAULT_NIR_MODEL)
     if sigma is None:
-        sigma = estimate_sigma(split_alpha(rgb)[0])
+        sigma = estimate_sigma(rgb)
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")
     restored = restore_with_nir(rgb, nir, sigma, model=args.model, tile_size=args.tile_size,
                                 self_ensemble=args.self_ensemble, precision=args.precision)

@@ -94,8 +94,9 @@ def _wavelet_sigma(image, channel_axis=None):
 def estimate_sigma(image):
     """Noise level on the 0–255 scale of an ``[H, W]`` or ``[H, W, C]`` image (uint8,
     uint16 or float in [0, 1]), by the wavelet MAD estimate, floored at
-    ``MIN_ESTIMATED_SIGMA`` (a clean image estimates about 0)."""
-    unit, _ = to_unit_range(image)
+    ``MIN_ESTIMATED_SIGMA`` (a clean image estimates about 0). The last channel of a 2-
+    or 4-channel image is alpha, left out (as :func:`denoise` does)."""
+    unit, _ = to_unit_range(split_alpha(np.asarray(image))[0])
     _layout(unit)
     return max(_wavelet_sigma(unit, -1 if unit.ndim == 3 else None) * 255.0, MIN_ESTIMATED_SIGMA)
 

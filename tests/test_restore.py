@@ -471,3 +471,14 @@ def test_float_images_with_heavy_noise_are_accepted_when_sigma_allows(model_path
     assert denoise(noisy, 150, model=model_path).shape == clean.shape
     with pytest.raises(ValueError, match="float images must be on the"):
         denoise(noisy * 255, 150, model=model_path)  # 0-255 floats are still refused
+
+
+def test_the_noise_estimate_leaves_alpha_out():
+    from deepam_tf.restore import estimate_sigma
+
+    rng = np.random.default_rng(0)
+    rgb = np.clip(skimage.data.astronaut()[:64, :64] + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
+    alpha = np.full((64, 64), 255, np.uint8)  # no noise: it would pull the mean down by a quarter
+    assert estimate_sigma(np.dstack([rgb, alpha])) == estimate_sigma(rgb)
+    assert estimate_sigma(np.dstack([rgb[..., 0], alpha])) == estimate_sigma(rgb[..., 0])
+    assert 15 < estimate_sigma(rgb) < 25
