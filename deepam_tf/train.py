@@ -107,10 +107,35 @@ def check_config(config):
             raise ValueError(f"config optimizer {name} must be one of {', '.join(known)}, got {value!r}")
     if config["optimizer"].get("schedule") == "step" and "decay_epochs" not in config["optimizer"]:
         raise ValueError("config optimizer schedule step needs decay_epochs")
-    ema = config["optimizer"].get("ema")
-    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
-                            or not 0 < ema < 1):
-        raise ValueError(f"config optimizer ema must be a decay in (0, 1), e.g. 0.999, got {ema!r}")
+    def bounded(section, key, label, test, wanted):
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
+                raise ValueError(f"config {label} must be {wanted}, got {value!r}")
+
+    total_steps = config["epochs"] * config["steps_per_epoch"]
+    opt = config["optimizer"]
+    bounded(opt, "ema", "optimizer ema", lambda v: 0 < v < 1, "a decay in (0, 1), e.g. 0.999")
+    bounded(opt, "momentum", "optimizer momentum", lambda v: 0 <= v < 1, "in [0, 1), e.g. 0.9")
+    bounded(opt, "clipnorm", "optimizer clipnorm", lambda v: v > 0, "a positive number")
+    bounded(opt, "decay_factor", "optimizer decay_factor", lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.1")
+    bounded(opt, "final_learning_rate_fraction", "optimizer final_learning_rate_fraction",
+            lambda v: 0 <= v <= 1, "in [0, 1], e.g. 0.01")
+    bounded(opt, "warmup_steps", "optimizer warmup_steps",
+            lambda v: isinstance(v, int) and 0 <= v < total_steps,
+            f"an integer in [0, {total_steps}) (epochs x steps_per_epoch)")
+    epochs = opt.get("decay_epochs", [1])
+    if not (isinstance(epochs, list) and epochs and all(isinstance(e, int) and not isinstance(e, bool)
+                                                        and e > 0 for e in epochs)
+            and epochs == sorted(set(epochs))):
+        raise ValueError(f"config optimizer decay_epochs must be a list of increasing positive "
+                         f"epochs, e.g. [10, 15], got {epochs!r}")
+    bounded(config, "l2", "l2", lambda v: v >= 0, "a number >= 0 (the paper's weight decay: 5e-4)")
+    bounded(config, "backup_every_steps", "backup_every_steps", lambda v: isinstance(v, int) and v > 0,
+            "a positive integer")
+    bounded(config["data"], "seed", "data seed", lambda v: isinstance(v, int), "an integer")
+    if "init" in config and not isinstance(config["init"], str):
+        raise ValueError(f"config init must be a preset name or a .keras path, got {config['init']!r}")
     spec = config["data"]
     for name in ("patch_size", "batch_size", "channels", "scale"):
         if name in spec:
@@ -122,6 +147,11 @@ def check_config(config):
         raise ValueError("config data for denoising needs train and one of sigma, sigma_range")
     if task == "depth_sr" and "scale" not in spec:
         raise ValueError("config data for depth_sr needs scale")
+    if task != "depth_sr":
+        try:
+            degradation_for(config)
+        except ValueError as error:
+            raise ValueError(f"config data {error}") from None
     model = config["model"]
     if not isinstance(model, dict):
         raise ValueError(f"config model must be a JSON object of DeepAM arguments, got {model!r}")

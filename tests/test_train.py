@@ -203,6 +203,20 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
                                                   r"\(data channels\)"),
         (lambda c: c["data"].update(task="depth_sr", scale=4), "guidance_channels=0, but the depth_sr data "
                                                                "gives 1 image and 3 guidance"),
+        # Values of a wrong type or out of range: before, TypeError tracebacks, Keras'
+        # messages about l2/2, or a run that wrote its config.json and then failed.
+        (lambda c: c["data"].update(sigma_range="10-40"), r"data sigma_range must be two numbers \[low, high\]"),
+        (lambda c: c["data"].update(sigma_range=[10, 300]), r"0 <= low <= high <= 255, got \[10, 300\]"),
+        (lambda c: c["data"].pop("sigma_range") and c["data"].update(sigma="25"),
+         r"data sigma must be a number in \(0, 255\], got '25'"),
+        (lambda c: c.update(l2="5e-4"), r"config l2 must be a number >= 0 .*, got '5e-4'"),
+        (lambda c: c.update(l2=-1), "config l2 must be a number >= 0"),
+        (lambda c: c.update(backup_every_steps="x"), "backup_every_steps must be a positive integer, got 'x'"),
+        (lambda c: c.update(init=5), "config init must be a preset name or a .keras path, got 5"),
+        (lambda c: c["optimizer"].update(momentum=1.5), r"momentum must be in \[0, 1\)"),
+        (lambda c: c["optimizer"].update(decay_epochs=1), "decay_epochs must be a list of increasing positive"),
+        (lambda c: c["optimizer"].update(warmup_steps=6), r"warmup_steps must be an integer in \[0, 6\)"),
+        (lambda c: c["data"].update(seed="0"), "data seed must be an integer, got '0'"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):

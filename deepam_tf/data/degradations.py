@@ -6,7 +6,12 @@ a :class:`DeepAM` expects. A degradation may also have ``prepare(sample)``, appl
 to each whole image before patches are cut.
 """
 
+import numpy as np
 import tensorflow as tf
+
+
+def _real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 class GaussianNoise:
@@ -21,10 +26,13 @@ class GaussianNoise:
     def __init__(self, sigma=None, sigma_range=None, noise_level_input=False):
         if (sigma is None) == (sigma_range is None):
             raise ValueError("give exactly one of sigma and sigma_range")
-        if sigma is not None and not 0 < sigma <= 255:
-            raise ValueError(f"sigma must be in (0, 255], got {sigma}")
-        if sigma_range is not None and not 0 <= sigma_range[0] <= sigma_range[1] <= 255:
-            raise ValueError(f"sigma_range must satisfy 0 <= low <= high <= 255, got {sigma_range}")
+        if sigma is not None and not (_real(sigma) and 0 < sigma <= 255):
+            raise ValueError(f"sigma must be a number in (0, 255], got {sigma!r}")
+        if sigma_range is not None and not (
+                np.ndim(sigma_range) == 1 and len(sigma_range) == 2 and all(map(_real, sigma_range))
+                and 0 <= sigma_range[0] <= sigma_range[1] <= 255):
+            raise ValueError(f"sigma_range must be two numbers [low, high] with 0 <= low <= high "
+                             f"<= 255, got {sigma_range!r}")
         self.sigma = sigma
         self.sigma_range = sigma_range
         self.noise_level_input = noise_level_input
