@@ -301,6 +301,19 @@ def _integer_at_least(minimum, what):
     return parse
 
 
+def _positive_number(what):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{what} must be a positive number, got {text}")
+        return value
+
+    return parse
+
+
 def _restoration_options(command, task, default_model, default_meaning=None):
     from deepam_tf.models import list_presets
 
@@ -437,7 +450,8 @@ def _parser():
     refit.add_argument("--epochs", type=_integer_at_least(1, "epochs"), default=35,
                        help="passes over the noisy images (all draws)")
     refit.add_argument("--batch-size", type=_integer_at_least(1, "batch size"), default=16)
-    refit.add_argument("--learning-rate", type=float, default=3e-4)
+    refit.add_argument("--learning-rate", type=_positive_number("learning rate"), default=3e-4,
+                       help="Adam's rate, decayed by a cosine to 1%% over the run (default: 3e-4)")
     refit.add_argument("--seed", type=int, default=0, help="noise seed")
     refit.add_argument("--overwrite", action="store_true")
     refit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=_default_verbosity(),

@@ -179,6 +179,11 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+            or not 0 < learning_rate < np.inf:
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     check_denoiser(model)
     rng = np.random.default_rng(seed)
     # A range's levels are drawn first, so one σ leaves the noise as it was.

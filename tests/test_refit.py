@@ -194,6 +194,12 @@ def test_refit_refuses_what_it_cannot_fit(tmp_path):
         head_inputs(model, {"image": np.zeros((0, 16, 16, 1)), "noise_level": np.zeros((0, 1))})
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         refit_head(model, np.zeros((16, 16, 16, 1)), 25, draws=0)
+    # A negative or NaN rate ran and wrote a model fitted uphill, or with NaN weights.
+    for rate in (-1e-3, 0, float("nan"), "3e-4"):
+        with pytest.raises(ValueError, match=f"learning_rate must be a positive number, got {rate!r}"):
+            refit_head(model, np.zeros((16, 16, 16, 1)), 25, learning_rate=rate)
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        refit_head(model, np.zeros((16, 16, 16, 1)), 25, epochs=0)
     for bounds in ((30, 20), (5, 300)):
         with pytest.raises(ValueError, match=rf"with 0 <= low < high <= 255, got \({bounds[0]:.1f}, "
                                              rf"{bounds[1]:.1f}\)"):
@@ -247,6 +253,10 @@ def test_refit_head_command_writes_a_new_model_and_keeps_the_old(tmp_path, capsy
     with pytest.raises(SystemExit):
         cli.main(["refit-head", "--sigma", "25"] + ranged)
     assert "argument --sigma-range: not allowed with argument --sigma" in capsys.readouterr().err
+    for rate in ("-1", "nan"):
+        with pytest.raises(SystemExit):
+            cli.main(["refit-head"] + ranged + ["--learning-rate", rate])
+        assert f"learning rate must be a positive number, got {rate}" in capsys.readouterr().err
     joint = tmp_path / "joint.keras"
     DeepAM(**SMALL, guidance_channels=3).save(joint)
     assert cli.main(["refit-head", str(joint)] + run[2:-6] + ["-o", str(tmp_path / "j.keras")]) == 1
