@@ -230,3 +230,21 @@ def test_an_export_into_a_file_is_refused_before_any_work(tmp_path, model_path, 
     code, err = _run(["export", model_path, "--format", form, "-o", str(tmp_path / "afile")], capsys)
     assert code == 1 and "afile is a file" in err
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("form", ["saved_model", "tflite"])
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".."])
+def test_an_export_name_that_is_not_one_folder_name_is_refused(tmp_path, model_path, capsys, form, name):
+    # It was joined to the path: "../escape" wrote beside the output folder.
+    code, err = _run(["export", model_path, "--format", form, "-o", str(tmp_path / "out"), "--name", name], capsys)
+    assert code == 1 and f"--name must be one folder name of letters, digits, '_', '-' and '.', got {name!r}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_saved_model_refuses_a_model_name_that_is_not_one_folder_name(tmp_path, model_path):
+    from deepam_tf.export import export_saved_model
+    from deepam_tf.models import load_preset
+
+    with pytest.raises(ValueError, match=r"model name must be one folder name .*, got '\.\./x'"):
+        export_saved_model(load_preset(model_path), str(tmp_path), "../x")
+    assert list(tmp_path.iterdir()) == []

@@ -18,11 +18,15 @@ Bad requests (wrong rank or channel count, bytes that are not an image) fail wit
 """
 
 import os
+import re
 
 import keras
 import tensorflow as tf
 
 from deepam_tf import colour
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class _Serving:
@@ -148,6 +152,9 @@ def export_saved_model(model, directory, model_name="deepam", version=1):
     """
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive int (TF-Serving serves integer folders), got {version!r}")
+    if not isinstance(model_name, str) or not MODEL_NAME.fullmatch(model_name) or set(model_name) == {"."}:
+        raise ValueError(f"model name must be one folder name of letters, digits, '_', '-' and '.' "
+                         f"(TF-Serving's MODEL_NAME), got {model_name!r}")
     path = os.path.join(directory, model_name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; choose another version")
