@@ -436,9 +436,9 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
 
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
-    if model is None:
-        from deepam_tf.models import list_presets
+    from deepam_tf.models import list_presets
 
+    if model is None:
         scales = sorted(meta["scale"] for meta in list_presets().values()
                         if meta.get("task") == "depth_sr")
         if scale not in scales:
@@ -468,6 +468,13 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
         low, span = float(depth.min()), float(depth.max() - depth.min()) or 1.0
     depth01 = ((depth - low) / span).astype(np.float32)
     upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
+    trained = list_presets().get(model, {}).get("scale") if isinstance(model, str) else None
+    if trained is not None and trained != scale:
+        fitting = next((name for name, meta in sorted(list_presets().items())
+                        if meta.get("task") == "depth_sr" and meta.get("scale") == scale), None)
+        logger.warning("%s was trained for x%d and x%d was given; %s", model, trained, scale,
+                       f"{fitting} is trained for x{scale}" if fitting else
+                       f"no shipped model is trained for x{scale}")
     model = load_for_task(model or f"depth_x{scale}", "depth super-resolution", precision)
     inputs = {"image": upsampled[None], "guidance": rgb01[None]}
     restored = model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0, ..., 0]

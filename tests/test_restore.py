@@ -482,3 +482,19 @@ def test_the_noise_estimate_leaves_alpha_out():
     assert estimate_sigma(np.dstack([rgb, alpha])) == estimate_sigma(rgb)
     assert estimate_sigma(np.dstack([rgb[..., 0], alpha])) == estimate_sigma(rgb[..., 0])
     assert 15 < estimate_sigma(rgb) < 25
+
+
+def test_a_depth_preset_given_another_scale_says_so(caplog):
+    from deepam_tf import upsample_depth
+
+    depth = np.random.default_rng(0).integers(30, 220, (8, 8)).astype(np.uint8)
+    rgb = skimage.data.astronaut()[:64, :64]
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        upsample_depth(depth, rgb, 8)
+        upsample_depth(depth[:4, :4], rgb[:64, :64], 16, model="depth_x16")
+        assert not caplog.records
+        upsample_depth(depth, rgb, 8, model="depth_x4")
+        upsample_depth(depth[:4, :4], rgb[:64, :64], 16, model="depth_x8")
+    assert [r.getMessage() for r in caplog.records] == [
+        "depth_x4 was trained for x4 and x8 was given; depth_x8 is trained for x8",
+        "depth_x8 was trained for x8 and x16 was given; depth_x16 is trained for x16"]
