@@ -213,16 +213,14 @@ def _evaluate(args):
 
 def _export(args):
     from deepam_tf.export import export_saved_model, export_tflite
-    from deepam_tf.export.saved_model import MODEL_NAME
+    from deepam_tf.export.saved_model import check_model_name
     from deepam_tf.export.tflite import check_export_options
     from deepam_tf.models import load_preset
 
     if args.precision == "bfloat16" and args.format == "tflite":
         raise ValueError("TFLite has no bfloat16 models; use --float16 for half-size weights")
     name = args.name or os.path.splitext(os.path.basename(args.preset))[0]
-    if not MODEL_NAME.fullmatch(name) or set(name) == {"."}:
-        raise ValueError(f"--name must be one folder name of letters, digits, '_', '-' and '.', "
-                         f"got {name!r}")
+    check_model_name(name, "--name")
     model = load_preset(args.preset, None if args.precision is None else PRECISIONS[args.precision])
     if args.format == "tflite":
         check_export_options(tuple(args.size), args.iterations, model, args.rgb)

@@ -438,12 +438,13 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
         raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
     from deepam_tf.models import list_presets
 
+    shipped = {meta["scale"]: name for name, meta in sorted(list_presets().items())
+               if meta.get("task") == "depth_sr"}  # scale -> preset
     if model is None:
-        scales = sorted(meta["scale"] for meta in list_presets().values()
-                        if meta.get("task") == "depth_sr")
-        if scale not in scales:
+        if scale not in shipped:
             raise ValueError(f"no shipped depth model for x{scale} (shipped: "
-                             f"{', '.join(f'x{s}' for s in scales)}); pass a model trained for it")
+                             f"{', '.join(f'x{s}' for s in sorted(shipped))}); pass a model trained for it")
+        model = shipped[scale]
     depth_lr = np.asarray(depth_lr)
     squeeze = depth_lr.ndim == 2
     depth = _channels(depth_lr, 1, "depth_lr")[..., 0]
@@ -470,12 +471,10 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
     upsampled = np.asarray(upsample_bilinear(depth01[..., None], int(scale)))
     trained = list_presets().get(model, {}).get("scale") if isinstance(model, str) else None
     if trained is not None and trained != scale:
-        fitting = next((name for name, meta in sorted(list_presets().items())
-                        if meta.get("task") == "depth_sr" and meta.get("scale") == scale), None)
         logger.warning("%s was trained for x%d and x%d was given; %s", model, trained, scale,
-                       f"{fitting} is trained for x{scale}" if fitting else
+                       f"{shipped[scale]} is trained for x{scale}" if scale in shipped else
                        f"no shipped model is trained for x{scale}")
-    model = load_for_task(model or f"depth_x{scale}", "depth super-resolution", precision)
+    model = load_for_task(model, "depth super-resolution", precision)
     inputs = {"image": upsampled[None], "guidance": rgb01[None]}
     restored = model.predict(inputs, verbose=0, tile_size=tile_size, self_ensemble=self_ensemble)[0, ..., 0]
     result = restored.astype(np.float64) * span + low

@@ -90,29 +90,29 @@ def check_config(config):
             raise ValueError(f"{label} has unknown key(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(required | optional))}")
 
-    def positive(value, name, kind=(int, float)):
-        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-            raise ValueError(f"config {name} must be a positive "
-                             f"{'integer' if kind is int else 'number'}, got {value!r}")
+    def bounded(section, key, label, test, wanted):
+        """A number at ``section[key]`` (when there) for which ``test`` holds, or an error."""
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
+                raise ValueError(f"config {label} must be {wanted}, got {value!r}")
+
+    def positive_integer(value):
+        return isinstance(value, int) and value > 0
 
     keys(config, "config")
     keys(config["data"], "data")
     keys(config["optimizer"], "optimizer")
-    positive(config["epochs"], "epochs", int)
-    positive(config["steps_per_epoch"], "steps_per_epoch", int)
-    positive(config["optimizer"]["learning_rate"], "optimizer learning_rate")
+    bounded(config, "epochs", "epochs", positive_integer, "a positive integer")
+    bounded(config, "steps_per_epoch", "steps_per_epoch", positive_integer, "a positive integer")
+    bounded(config["optimizer"], "learning_rate", "optimizer learning_rate", lambda v: v > 0,
+            "a positive number")
     for name, known in (("name", OPTIMIZERS), ("schedule", SCHEDULES)):
         value = config["optimizer"].get(name, "constant")
         if value not in known:
             raise ValueError(f"config optimizer {name} must be one of {', '.join(known)}, got {value!r}")
     if config["optimizer"].get("schedule") == "step" and "decay_epochs" not in config["optimizer"]:
         raise ValueError("config optimizer schedule step needs decay_epochs")
-    def bounded(section, key, label, test, wanted):
-        if key in section:
-            value = section[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
-                raise ValueError(f"config {label} must be {wanted}, got {value!r}")
-
     total_steps = config["epochs"] * config["steps_per_epoch"]
     opt = config["optimizer"]
     bounded(opt, "ema", "optimizer ema", lambda v: 0 < v < 1, "a decay in (0, 1), e.g. 0.999")
@@ -131,15 +131,13 @@ def check_config(config):
         raise ValueError(f"config optimizer decay_epochs must be a list of increasing positive "
                          f"epochs, e.g. [10, 15], got {epochs!r}")
     bounded(config, "l2", "l2", lambda v: v >= 0, "a number >= 0 (the paper's weight decay: 5e-4)")
-    bounded(config, "backup_every_steps", "backup_every_steps", lambda v: isinstance(v, int) and v > 0,
-            "a positive integer")
+    bounded(config, "backup_every_steps", "backup_every_steps", positive_integer, "a positive integer")
     bounded(config["data"], "seed", "data seed", lambda v: isinstance(v, int), "an integer")
     if "init" in config and not isinstance(config["init"], str):
         raise ValueError(f"config init must be a preset name or a .keras path, got {config['init']!r}")
     spec = config["data"]
     for name in ("patch_size", "batch_size", "channels", "scale"):
-        if name in spec:
-            positive(spec[name], f"data {name}", int)
+        bounded(spec, name, f"data {name}", positive_integer, "a positive integer")
     task = spec.get("task", "denoise")
     if task not in TASKS:
         raise ValueError(f"config data task must be one of {', '.join(TASKS)}, got {task!r}")

@@ -145,6 +145,14 @@ def _add_signatures(archive, module):
     archive.add_endpoint("encoded", serve_encoded, input_signature=list(bytes_specs.values()))
 
 
+def check_model_name(name, label="model name"):
+    """ValueError unless ``name`` is one folder name, as TF-Serving's MODEL_NAME is (a
+    name joined to the export path: ``"../x"`` would write beside it)."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or set(name) == {"."}:
+        raise ValueError(f"{label} must be one folder name of letters, digits, '_', '-' and '.', "
+                         f"got {name!r}")
+
+
 def export_saved_model(model, directory, model_name="deepam", version=1):
     """Writes ``model`` as ``directory/model_name/version/`` for TF-Serving; returns that path.
 
@@ -152,9 +160,7 @@ def export_saved_model(model, directory, model_name="deepam", version=1):
     """
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive int (TF-Serving serves integer folders), got {version!r}")
-    if not isinstance(model_name, str) or not MODEL_NAME.fullmatch(model_name) or set(model_name) == {"."}:
-        raise ValueError(f"model name must be one folder name of letters, digits, '_', '-' and '.' "
-                         f"(TF-Serving's MODEL_NAME), got {model_name!r}")
+    check_model_name(model_name)
     path = os.path.join(directory, model_name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; choose another version")

@@ -245,7 +245,7 @@ class DeepAM(keras.Model):
             if "float" not in dtype:
                 raise ValueError(f"{name} must be float (images in [0, 1]), got {dtype}; divide "
                                  f"uint8 images by 255, or use deepam_tf.denoise, which takes them")
-            if not np.all(np.isfinite(np.asarray(value, np.float32))):
+            if not np.all(np.isfinite(np.asarray(value))):
                 raise ValueError(f"{name} contains NaN or Inf")
 
     def call(self, inputs, training=None, mask=None):
@@ -264,14 +264,15 @@ class DeepAM(keras.Model):
         dtype (images in [0, 1]) and finite values, each refused with a ValueError
         naming the input; datasets and generators go to Keras as they are."""
         self._check_arrays(x)
-        if self_ensemble:
+        if self_ensemble:  # the 8 flips of checked arrays: not checked again
             from deepam_tf.models.ensemble import self_ensemble as ensemble
 
-            return ensemble(
-                lambda part: self.predict(part, batch_size=batch_size, verbose=verbose, steps=steps,
-                                          callbacks=callbacks, tile_size=tile_size),
-                x,
-            )
+            return ensemble(lambda part: self._predict(part, batch_size, verbose, steps, callbacks,
+                                                       tile_size), x)
+        return self._predict(x, batch_size, verbose, steps, callbacks, tile_size)
+
+    def _predict(self, x, batch_size, verbose, steps, callbacks, tile_size):
+        """:meth:`predict` of one pass, on inputs already checked."""
         if tile_size is None:
             return super().predict(
                 x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
