@@ -75,6 +75,43 @@ def test_png_signature_denoises_colour_and_keeps_alpha_as_denoise_does(exported)
     assert np.abs(decoded.astype(int) - want.astype(int)).max() <= 1
 
 
+def test_png_signature_returns_phone_photos_upright_and_16_bit_pngs_in_16_bits(exported, tmp_path):
+    # As deepam denoise reads files: the EXIF orientation applied (a PNG eXIf chunk against
+    # image_io exactly; a JPEG APP1 segment against TF's own JPEG decoder, turned), and
+    # 16 bits answered in 16 bits.
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from deepam_tf import denoise, image_io
+
+    keras_model, _, loaded = exported
+    signature = loaded.signatures["encoded"]
+    gray = skimage.data.camera()[100:124, 200:236]
+    exif = Image.Exif()
+    exif[image_io.EXIF_ORIENTATION] = 6
+    for fmt in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.fromarray(gray).save(buffer, fmt, exif=exif.tobytes())
+        out = signature(image_bytes=tf.constant([buffer.getvalue()]), sigma=tf.constant([30.0]))["png_bytes"]
+        got = tf.io.decode_png(out.numpy()[0]).numpy()[..., 0].astype(int)
+        if fmt == "PNG":
+            (tmp_path / "photo.png").write_bytes(buffer.getvalue())
+            upright = image_io.read_image_file(str(tmp_path / "photo.png"))
+        else:
+            upright = image_io.UPRIGHT[6](tf.io.decode_jpeg(buffer.getvalue()).numpy()[..., 0])
+        assert got.shape == (36, 24)
+        want = denoise(upright, 30, model=keras_model).astype(int)
+        assert np.abs(got - want).max() <= 1
+    deep = (skimage.data.camera()[:20, :30].astype(np.uint16) * 257
+            + np.random.default_rng(0).integers(0, 257, (20, 30), dtype=np.uint16))
+    out = signature(image_bytes=tf.stack([tf.io.encode_png(deep[..., None])]), sigma=tf.constant([30.0]))
+    got = tf.io.decode_png(out["png_bytes"].numpy()[0], dtype=tf.uint16).numpy()[..., 0]
+    assert np.abs(got.astype(int) - denoise(deep, 30, model=keras_model).astype(int)).max() <= 2
+    assert len(np.unique(got % 257)) > 1  # not 8-bit values scaled up
+
+
 @pytest.mark.parametrize(
     "signature, kwargs, match",
     [
@@ -82,6 +119,11 @@ def test_png_signature_denoises_colour_and_keeps_alpha_as_denoise_does(exported)
         ("serving_default", dict(image=tf.zeros([1, 1, 8, 1]), sigma=tf.constant([25.0])), "2x2"),
         ("serving_default", dict(image=tf.zeros([2, 8, 8, 1]), sigma=tf.constant([25.0])), "one value per image"),
         ("encoded", dict(image_bytes=tf.constant([b"not an image"]), sigma=tf.constant([25.0])), "image format|decode"),
+        ("serving_default", dict(image=tf.fill([1, 8, 8, 1], np.nan), sigma=tf.constant([25.0])), "image contains NaN or Inf"),
+        ("serving_default", dict(image=tf.fill([1, 8, 8, 1], np.inf), sigma=tf.constant([25.0])), "image contains NaN or Inf"),
+        ("serving_default", dict(image=tf.zeros([1, 8, 8, 1]), sigma=tf.constant([300.0])), r"sigma must be in \(0, 255\]"),
+        ("serving_default", dict(image=tf.zeros([1, 8, 8, 1]), sigma=tf.constant([np.nan])), r"sigma must be in \(0, 255\]"),
+        ("encoded", dict(image_bytes=tf.constant([b"not an image"]), sigma=tf.constant([0.0])), r"sigma must be in|decode"),
     ],
 )
 def test_bad_requests_fail_with_a_clear_error(exported, signature, kwargs, match):

@@ -54,11 +54,16 @@ def test_saved_model_matches_the_preset(name):
 
 
 @pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])
-def test_saved_model_encoded_signature_matches_denoise(name):
-    # PNG gray and colour, and JPEG colour (which the signature denoises R, G, B, as
-    # denoise's "auto" does for JPEG noise): a copy exported before a change to the
-    # signature fails here.
-    from deepam_tf import denoise
+def test_saved_model_encoded_signature_matches_denoise(name, tmp_path):
+    # PNG gray and colour, JPEG colour (which the signature denoises R, G, B, as denoise's
+    # "auto" does for JPEG noise), a phone photo's EXIF orientation and a 16-bit PNG (read
+    # as deepam denoise reads the file): a copy exported before a change to the signature
+    # fails here.
+    import io
+
+    from PIL import Image
+
+    from deepam_tf import denoise, image_io
 
     entry = _manifest()[name]
     if list_presets()[name].get("task") != "denoise":
@@ -78,6 +83,20 @@ def test_saved_model_encoded_signature_matches_denoise(name):
         image = tf.io.decode_image(data).numpy()
         want = denoise(image[..., 0] if image.shape[-1] == 1 else image, 20.0, model=name)
         assert np.abs(got - want.reshape(got.shape).astype(int)).max() <= 1
+    exif = Image.Exif()
+    exif[image_io.EXIF_ORIENTATION] = 8
+    buffer = io.BytesIO()
+    Image.fromarray(tf.io.decode_png(probes[0]).numpy()[..., 0]).save(buffer, "PNG", exif=exif.tobytes())
+    (tmp_path / "photo.png").write_bytes(buffer.getvalue())
+    deep = (tf.io.decode_png(probes[0]).numpy().astype(np.uint16) * 257
+            + rng.integers(0, 257, (40, 48, 1), dtype=np.uint16))
+    (tmp_path / "deep.png").write_bytes(tf.io.encode_png(deep).numpy())
+    for file, depth in (("photo.png", tf.uint8), ("deep.png", tf.uint16)):
+        data = (tmp_path / file).read_bytes()
+        served = loaded.signatures["encoded"](image_bytes=tf.constant([data]), sigma=tf.constant([20.0]))
+        got = tf.io.decode_png(served["png_bytes"][0], dtype=depth).numpy()[..., 0].astype(int)
+        want = denoise(image_io.read_image_file(str(tmp_path / file)), 20.0, model=name)
+        assert got.shape == want.shape and np.abs(got - want.astype(int)).max() <= (1 if depth == tf.uint8 else 2)
 
 
 @pytest.mark.parametrize("name", sorted(_manifest()) if os.path.exists(MANIFEST) else [])

@@ -30,7 +30,7 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (models/tiling.py and models/ensemble.py serve predict, not the exports.)
 _MODEL = ("colour.py", "models/deepam.py", "models/presets.py", "layers", "ops")
 SOURCES = {
-    "saved_model": ("export/saved_model.py",) + _MODEL,
+    "saved_model": ("export/saved_model.py", "export/serving_image.py") + _MODEL,
     "tflite": ("export/tflite.py",) + _MODEL,
 }
 

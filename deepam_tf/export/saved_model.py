@@ -11,10 +11,14 @@ Signatures (names are the TF-Serving request keys):
   A noise-level-conditioned grayscale denoiser takes gray, gray+alpha, RGB and RGBA
   images here: RGB in the opponent colour space (:mod:`deepam_tf.colour`), except JPEG
   bytes, whose chroma noise JPEG removed, channel by channel (``deepam_tf.denoise``
-  decides from the pixels instead); alpha returned unchanged.
+  decides from the pixels instead); alpha returned unchanged. The bytes are read as
+  ``deepam denoise`` reads files (:mod:`deepam_tf.export.serving_image`): an EXIF
+  orientation is applied, so the PNG returned is upright, and a 16-bit PNG is answered in
+  16 bits (8 otherwise).
 
-Bad requests (wrong rank or channel count, bytes that are not an image) fail with an
-``InvalidArgument`` error naming the problem; the server keeps running.
+Bad requests (wrong rank or channel count, NaN or Inf pixels, sigma outside (0, 255],
+bytes that are not an image) fail with an ``InvalidArgument`` error naming the problem; the
+server keeps running.
 """
 
 import os
@@ -24,6 +28,8 @@ import keras
 import tensorflow as tf
 
 from deepam_tf import colour
+from deepam_tf.export import serving_image
+from deepam_tf.restore import MAX_SIGMA
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -48,26 +54,24 @@ class _Serving:
         tf.debugging.assert_greater_equal(
             tf.reduce_min(tf.shape(tensor)[1:3]), 2, message=f"{name} must be at least 2x2 pixels"
         )
+        return tf.debugging.assert_all_finite(tensor, f"{name} contains NaN or Inf")
 
     def restore(self, image, guidance=None, sigma=None):
-        self._check(image, self.channels, "image")
+        image = self._check(image, self.channels, "image")
         inputs = {"image": image}
         if self.guidance_channels:
-            self._check(guidance, self.guidance_channels, "guidance")
-            inputs["guidance"] = guidance
+            inputs["guidance"] = self._check(guidance, self.guidance_channels, "guidance")
         if self.conditioned:
             tf.debugging.assert_equal(
                 tf.shape(sigma)[0], tf.shape(image)[0], message="sigma needs one value per image"
             )
-            tf.debugging.assert_positive(sigma, message="sigma must be > 0 (0-255 scale)")
+            in_range = tf.logical_and(sigma > 0.0, sigma <= MAX_SIGMA)  # false for NaN
+            tf.debugging.Assert(tf.reduce_all(in_range),
+                                [f"sigma must be in (0, {MAX_SIGMA:g}] (0-255 scale), got", sigma])
             inputs["noise_level"] = tf.reshape(sigma / 255.0, [-1, 1])
         if len(inputs) == 1:
             inputs = image
         return self.model(inputs, training=False)
-
-    def _decode(self, data, channels):
-        image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
-        return image[None]
 
     def _denoise_any_colour(self, image, level, opponent):
         """``[H, W, 1-4]`` (gray, gray+alpha, RGB, RGBA) -> the same layout, restored:
@@ -105,14 +109,14 @@ class _Serving:
         def one(args):
             data, guide, level = args
             if any_colour:
-                restored = self._denoise_any_colour(self._decode(data, 0)[0], level,
+                restored = self._denoise_any_colour(serving_image.decode_upright(data, 0), level,
                                                     tf.logical_not(tf.io.is_jpeg(data)))
             else:
-                image = self._decode(data, self.channels)
-                guidance = self._decode(guide, self.guidance_channels) if self.guidance_channels else None
+                image = serving_image.decode_upright(data, self.channels)[None]
+                guidance = (serving_image.decode_upright(guide, self.guidance_channels)[None]
+                            if self.guidance_channels else None)
                 restored = self.restore(image, guidance, tf.reshape(level, [1]) if self.conditioned else None)[0]
-            pixels = tf.cast(tf.round(tf.clip_by_value(restored, 0.0, 1.0) * 255.0), tf.uint8)
-            return tf.io.encode_png(pixels)
+            return serving_image.encode_png(restored, serving_image.is_16_bit_png(data))
 
         n = tf.shape(image_bytes)[0]
         guides = guidance_bytes if guidance_bytes is not None else tf.fill([n], "")
