@@ -315,7 +315,8 @@ def _estimated_sigma(unit):
 
 _LOADED = collections.OrderedDict()
 _CONVERTED = weakref.WeakKeyDictionary()
-_LOADING = threading.Lock()
+_LOADING = threading.Lock()  # guards _LOADED, _CONVERTED and _LOAD_LOCKS
+_LOAD_LOCKS = {}  # a lock per model being loaded: one load each, others in parallel
 MAX_LOADED = 4  # models kept by the one-call APIs, least recently used dropped first
 
 
@@ -371,13 +372,25 @@ def _load(model, policy=None):
         key = (model, os.path.getmtime(model), policy)
     else:
         key = (list_presets().get(model, {}).get("file", model), None, policy)
-    with _LOADING:  # threads of a server: one load per model, the cache kept consistent
-        if key not in _LOADED:
-            _LOADED[key] = load_preset(model, policy)
+    # Threads of a server: each model loaded once, two models at once, the cache kept
+    # consistent.
+    with _LOADING:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+        lock = _LOAD_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _LOADING:
+            if key in _LOADED:  # loaded by the thread this one waited for
+                _LOADED.move_to_end(key)
+                return _LOADED[key]
+        loaded = load_preset(model, policy)
+        with _LOADING:
+            _LOADED[key] = loaded
             while len(_LOADED) > MAX_LOADED:
                 _LOADED.popitem(last=False)
-        _LOADED.move_to_end(key)
-        return _LOADED[key]
+            _LOAD_LOCKS.pop(key, None)
+            return loaded
 
 
 def _same_size(a, b, names):

@@ -280,6 +280,41 @@ def test_threads_that_ask_for_one_model_at_once_load_it_once(tmp_path, model_pat
     assert len(loads) == 1 and got[0] is not None and all(model is got[0] for model in got)
 
 
+def test_threads_load_two_models_at_once(tmp_path, model_path, monkeypatch):
+    # The first model's load waits until the second one's has started: with one lock for
+    # every load it would wait for good (and fail here after 20 s).
+    import shutil
+    import threading
+
+    import deepam_tf.models
+    from deepam_tf import restore
+
+    paths = [str(tmp_path / f"model{i}.keras") for i in range(2)]
+    for path in paths:
+        shutil.copy(model_path, path)
+    real, waited = deepam_tf.models.load_preset, []
+    first_started, second_started = threading.Event(), threading.Event()
+
+    def load(path, *args):
+        if path == paths[0]:
+            first_started.set()
+            waited.append(second_started.wait(20))
+        else:
+            second_started.set()
+        return real(path, *args)
+
+    monkeypatch.setattr(deepam_tf.models, "load_preset", load)
+    got = [None, None]
+    first = threading.Thread(target=lambda: got.__setitem__(0, restore._load(paths[0])))
+    first.start()
+    assert first_started.wait(20)
+    got[1] = restore._load(paths[1])
+    first.join(30)
+    assert waited == [True]
+    assert got[0] is not got[1] and all(model is not None for model in got)
+    assert restore._load(paths[0]) is got[0] and not restore._LOAD_LOCKS
+
+
 def test_denoise_from_several_threads_gives_each_its_own_result():
     import threading
 
