@@ -12,7 +12,8 @@ logger = logging.getLogger("deepam_tf")
 
 JPEG_QUALITY = 95
 TIFF_EXTENSIONS = (".tif", ".tiff")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp") + TIFF_EXTENSIONS  # read from folders
+# WebP is written lossless, and holds colour only (a gray image is written as RGB).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp") + TIFF_EXTENSIONS  # read from folders
 SIXTEEN_BIT_EXTENSIONS = (".png",) + TIFF_EXTENSIONS  # other formats get 8-bit results
 NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg", ".bmp")  # Pillow writes no readable BMP alpha
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -205,8 +206,9 @@ def write_image_file(path, image, overwrite=False, icc_profile=None):
     other formats) to ``path`` through a temporary file and an atomic rename; refuses to
     replace a file unless ``overwrite``. 16-bit images stay 16-bit in PNG and TIFF; other
     formats hold 8 bits, and get the image rounded to 8 bits. JPEG and BMP hold no alpha:
-    that of an ``[H, W, 2|4]`` image is dropped. Both are logged. ``icc_profile`` (bytes, see
-    :func:`read_icc_profile`) is embedded in PNG, JPEG and TIFF (BMP holds none)."""
+    that of an ``[H, W, 2|4]`` image is dropped. Both are logged. WebP is written lossless
+    and holds colour only: a gray image goes in as RGB. ``icc_profile`` (bytes, see
+    :func:`read_icc_profile`) is embedded in PNG, JPEG, WebP and TIFF (BMP holds none)."""
     check_writable(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
@@ -229,6 +231,9 @@ def write_image_file(path, image, overwrite=False, icc_profile=None):
     if extension in NO_ALPHA_EXTENSIONS and split_alpha(image)[1] is not None:
         logger.warning("%s: %s images hold no alpha channel; it is dropped", path, extension)
         image = split_alpha(image)[0]
+    if extension == ".webp" and (image.ndim == 2 or image.shape[-1] < 3):
+        colour, alpha = split_alpha(image)
+        image = join_alpha(np.repeat(colour.reshape(colour.shape[:2] + (1,)), 3, axis=-1), alpha)
     if icc_profile is not None:
         icc_profile = _fitting_profile(path, image, icc_profile)
     data = _encoded(image, extension, icc_profile)
@@ -271,6 +276,9 @@ def _encoded(image, extension, icc_profile=None):
         options = {"quality": JPEG_QUALITY, "icc_profile": icc_profile}
     elif extension in TIFF_EXTENSIONS and icc_profile is not None:
         options = {"iccprofile": icc_profile}
+    elif extension == ".webp":
+        # Lossless, and exact: the colour under transparent pixels is kept too.
+        options = {"lossless": True, "exact": True, "icc_profile": icc_profile}
     return iio.imwrite("<bytes>", image, extension=extension, **options)
 
 

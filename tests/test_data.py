@@ -16,19 +16,21 @@ def folder(tmp_path):
     iio.imwrite(tmp_path / "b16.png", camera[100:140, :50].astype(np.uint16) * 257)
     iio.imwrite(tmp_path / "c.tif", camera[200:240, 200:260])
     iio.imwrite(tmp_path / "d.jpg", skimage.data.astronaut()[:48, :48])
+    iio.imwrite(tmp_path / "e.webp", camera[300:340, 300:350], lossless=True)
     (tmp_path / "notes.txt").write_text("ignored")
     return tmp_path
 
 
-def test_reads_8_and_16_bit_png_tiff_and_jpeg(folder):
+def test_reads_8_and_16_bit_png_tiff_jpeg_and_webp(folder):
     files = data.list_images(str(folder))
-    assert [os.path.basename(f) for f in files] == ["a.png", "b16.png", "c.tif", "d.jpg"]
+    assert [os.path.basename(f) for f in files] == ["a.png", "b16.png", "c.tif", "d.jpg", "e.webp"]
     images = [s["image"].numpy() for s in data.image_dataset(files)]
     camera = skimage.data.camera() / 255.0
     np.testing.assert_allclose(images[0][..., 0], camera[:64, :80], atol=1e-6)
     np.testing.assert_allclose(images[1][..., 0], camera[100:140, :50], atol=1e-6)
     np.testing.assert_allclose(images[2][..., 0], camera[200:240, 200:260], atol=1e-6)
     assert images[3].shape == (48, 48, 1)
+    np.testing.assert_allclose(images[4][..., 0], camera[300:340, 300:350], atol=1e-3)  # RGB to luma
 
 
 def test_patches_are_degraded_augmented_crops(folder):

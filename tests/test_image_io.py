@@ -42,7 +42,22 @@ def test_a_16_bit_colour_png_from_elsewhere_is_read_at_16_bits(tmp_path, channel
     np.testing.assert_array_equal(read_image_file(str(tmp_path / "deep.png"), keep_alpha=True), image)
 
 
-@pytest.mark.parametrize("extension", [".jpg", ".bmp"])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4], ids=["gray", "gray+alpha", "rgb", "rgba"])
+def test_webp_is_written_lossless_in_colour_with_alpha_and_profile(tmp_path, channels):
+    image = _image(channels, np.uint8)
+    path = str(tmp_path / "x.webp")
+    write_image_file(path, image, icc_profile=_profile("sRGB") if channels >= 3 else None)
+    written = read_image_file(path, keep_alpha=True)
+    colour = image.reshape(image.shape[:2] + (-1,))[..., : 3 if channels >= 3 else 1]
+    np.testing.assert_array_equal(written[..., :3], np.broadcast_to(colour, image.shape[:2] + (3,)))
+    if channels in (2, 4):  # the colour under every alpha value is kept (exact)
+        np.testing.assert_array_equal(written[..., 3], image[..., -1])
+    else:
+        assert written.shape == image.shape[:2] + (3,)
+    assert (read_icc_profile(path) is not None) == (channels >= 3)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".bmp", ".webp"])
 def test_16_bits_into_an_8_bit_format_are_rounded_and_logged(tmp_path, caplog, extension):
     image = _image(3, np.uint16)
     path = str(tmp_path / f"x{extension}")
@@ -52,7 +67,7 @@ def test_16_bits_into_an_8_bit_format_are_rounded_and_logged(tmp_path, caplog, e
     written = read_image_file(path)
     assert written.dtype == np.uint8
     expected = np.round(image / 257.0)
-    if extension == ".bmp":  # lossless
+    if extension in (".bmp", ".webp"):  # lossless
         np.testing.assert_array_equal(written, expected)
     else:  # lossy
         assert abs(written.mean() - expected.mean()) < 3
@@ -106,9 +121,18 @@ def test_an_output_format_that_is_not_written_is_refused_before_any_work(tmp_pat
 
 
 def test_an_input_in_a_format_not_written_gets_a_png_beside_it(tmp_path, model_path):
-    Image.fromarray(skimage.data.camera()[:16, :16]).save(tmp_path / "a.webp", lossless=True)
+    Image.fromarray(skimage.data.camera()[:16, :16]).save(tmp_path / "a.gif")
+    assert cli.main(["denoise", str(tmp_path / "a.gif"), "--sigma", "10", "--model", model_path]) == 0
+    assert read_image_file(str(tmp_path / "a_denoised.png")).shape[:2] == (16, 16)
+
+
+def test_the_command_line_denoises_a_webp_into_a_webp(tmp_path, model_path):
+    # A WebP photo is denoised as the colour image it is and written lossless beside it:
+    # through the untrained model (the identity) it comes back unchanged.
+    Image.fromarray(skimage.data.astronaut()[:24, :32]).save(tmp_path / "a.webp", lossless=True)
     assert cli.main(["denoise", str(tmp_path / "a.webp"), "--sigma", "10", "--model", model_path]) == 0
-    assert read_image_file(str(tmp_path / "a_denoised.png")).shape[:2] == (16, 16)  # WebP is RGB
+    np.testing.assert_array_equal(read_image_file(str(tmp_path / "a_denoised.webp")),
+                                  skimage.data.astronaut()[:24, :32])
 
 
 def test_evaluation_reads_16_bit_colour_and_float_tiff_ground_truth_at_full_precision(tmp_path):

@@ -9,7 +9,7 @@ from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, as_unit_float, re
 
 
 def list_images(folder):
-    """Sorted image files (PNG, JPEG, BMP, TIFF) in ``folder``, hidden ones left out (such
+    """Sorted image files (PNG, JPEG, BMP, WebP, TIFF) in ``folder``, hidden ones left out (such
     as the ``._NAME.jpg`` metadata files macOS writes beside each image on other file
     systems); ValueError if none."""
     if not os.path.isdir(folder):
@@ -25,8 +25,9 @@ def list_images(folder):
     return files
 
 
-def _read_tiff(path):
-    """A TIFF (8/16-bit or floating point) as float32 ``[H, W, C]``, nominally in [0, 1]."""
+def _read_through_image_io(path):
+    """A TIFF (8/16-bit or floating point) or WebP, which TensorFlow does not decode, as
+    float32 ``[H, W, C]``, nominally in [0, 1]."""
     image = as_unit_float(read_image_file(np.asarray(path).item().decode(), keep_alpha=True))
     return image if image.ndim == 3 else image[:, :, None]
 
@@ -48,20 +49,20 @@ def _with_channels(image, channels):
 
 
 def read_image(path, channels):
-    """Reads an 8- or 16-bit PNG, a JPEG, BMP or TIFF as float32 ``[H, W, channels]`` in
-    [0, 1], converted as :func:`_with_channels` says."""
+    """Reads an 8- or 16-bit PNG, a JPEG, BMP, WebP or TIFF as float32 ``[H, W, channels]``
+    in [0, 1], converted as :func:`_with_channels` says."""
     path = tf.convert_to_tensor(path)
     lower = tf.strings.lower(path)
-    is_tiff = tf.strings.regex_full_match(lower, r".*\.tiff?")
+    not_for_tensorflow = tf.strings.regex_full_match(lower, r".*\.(tiff?|webp)")
 
     def decode():
         data = tf.io.read_file(path)
         return tf.io.decode_image(data, channels=0, dtype=tf.float32, expand_animations=False)
 
-    def decode_tiff():
-        return tf.numpy_function(_read_tiff, [path], tf.float32)
+    def decode_in_python():
+        return tf.numpy_function(_read_through_image_io, [path], tf.float32)
 
-    image = tf.cond(is_tiff, decode_tiff, decode)
+    image = tf.cond(not_for_tensorflow, decode_in_python, decode)
     image = _with_channels(tf.ensure_shape(image, [None, None, None]), channels)
     image.set_shape([None, None, channels])
     return image
