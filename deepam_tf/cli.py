@@ -10,7 +10,8 @@ from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE
 from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, read_icc_profile,
                                 read_image_file, split_alpha, write_image_file)
 from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
-                               PRECISIONS, check_sigma, estimate_sigma, given_sigma, resolve_denoiser)
+                               PRECISIONS, blind_denoiser_for, check_sigma, estimate_sigma,
+                               given_sigma, resolve_denoiser)
 
 DEMO_SIGMA = 25.0
 DEMO_OUTPUT = "deepam_camera.png"
@@ -106,9 +107,8 @@ def _denoise_files(args):
             os.makedirs(folder, exist_ok=True)
     # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
-    # A specialist is for a σ known, not estimated.
-    model = args.model if fixed_sigma is not None else resolve_denoiser(args.model, None)
-    if model != AUTO_DENOISER:  # "auto" with a σ picks per file (opponent channels: blind)
+    model = args.model
+    if model != AUTO_DENOISER:  # "auto" picks per file, and per σ estimated
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
     # Keras draws its bar with terminal escapes even into a log file: there, one line.
@@ -119,11 +119,13 @@ def _denoise_files(args):
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
             image = read_image_file(source, keep_alpha=True)  # denoise keeps alpha as is
-            sigma = fixed_sigma
+            sigma, file_model = fixed_sigma, model
             if sigma is None:
                 sigma = estimate_sigma(image)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-            restored = denoise(image, sigma, model=model, tile_size=args.tile_size,
+                if model == AUTO_DENOISER:  # a specialist is for a σ known, not estimated
+                    file_model = blind_denoiser_for(sigma)
+            restored = denoise(image, sigma, model=file_model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
             write_image_file(target, restored, args.overwrite, icc_profile=read_icc_profile(source))
@@ -316,6 +318,14 @@ def _positive_number(what):
     return parse
 
 
+def _blind_presets_in_words():
+    """Which blind preset "auto" takes for which σ, from the shipped training ranges."""
+    from deepam_tf.models import list_presets
+
+    top = list_presets()[DEFAULT_DENOISER]["sigma_range"][1]
+    return f"{DEFAULT_DENOISER} to {top:g}, {blind_denoiser_for(top + 1)} above"
+
+
 def _restoration_options(command, task, default_model, default_meaning=None):
     from deepam_tf.models import list_presets
 
@@ -352,7 +362,8 @@ def _parser():
                               "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
                               f"a file, {DEMO_OUTPUT} for the demo")
     _restoration_options(denoise, "denoise", AUTO_DENOISER, f"{AUTO_DENOISER}: the fixed-sigma preset of "
-                         f"the --sigma given if one is shipped, else {DEFAULT_DENOISER}")
+                         f"the --sigma given if one is shipped, else the blind preset for the "
+                         f"sigma ({_blind_presets_in_words()})")
     denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="auto",
                          help="RGB images: the opponent channels (about 1.1 dB better when the "
                               "noise is independent across channels), R, G and B (better for "
@@ -376,8 +387,9 @@ def _parser():
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
     evaluate.add_argument("--model", default=AUTO_DENOISER,
                           help=f"preset name or .keras file; {AUTO_DENOISER} (default): the "
-                               f"fixed-sigma preset of --sigma if one is shipped, else "
-                               f"{DEFAULT_DENOISER} (with --colour: {DEFAULT_DENOISER})")
+                               f"fixed-sigma preset of --sigma if one is shipped, else the blind "
+                               f"preset for the sigma ({_blind_presets_in_words()}; with --colour: "
+                               f"for the noisiest opponent channel)")
     evaluate.add_argument("--set", default="bsd68", help="set under <data>/denoise/ (bsd68, set12)")
     evaluate.add_argument("--folder", help="evaluate this image folder instead")
     evaluate.add_argument("--data-dir", help="benchmark data folder (default: $DEEPAM_DATA)")

@@ -122,9 +122,13 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
 def evaluated_model(model, sigma, colour=False):
     """The model :func:`evaluate` runs for ``model`` at ``sigma``: ``model`` itself, or
     for ``"auto"`` the preset it stands for (see :func:`evaluate`)."""
-    from deepam_tf.restore import resolve_denoiser
+    from deepam_tf import colour as opponent
+    from deepam_tf.restore import AUTO_DENOISER, blind_denoiser_for, resolve_denoiser
 
-    return resolve_denoiser(model, None if colour else sigma)  # colour: opponent channels
+    if colour and isinstance(model, str) and model == AUTO_DENOISER:
+        # The opponent channels each have their own σ: the blind preset for the noisiest.
+        return blind_denoiser_for(sigma * float(opponent.NOISE_SCALE.max()))
+    return resolve_denoiser(model, sigma)
 
 
 def evaluate_restorer(restore_fn, folder, sigma, *, seed=0, limit=None, progress=False,

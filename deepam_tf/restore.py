@@ -15,8 +15,8 @@ from deepam_tf.image_io import join_alpha, split_alpha
 
 logger = logging.getLogger("deepam_tf")
 
-DEFAULT_DENOISER = "denoise_blind"  # any σ, and the fallback of AUTO_DENOISER
-AUTO_DENOISER = "auto"  # the fixed-σ preset of exactly the σ given, else DEFAULT_DENOISER
+DEFAULT_DENOISER = "denoise_blind"  # the blind preset up to the top of its sigma_range
+AUTO_DENOISER = "auto"  # the fixed-σ preset of exactly the σ given, else blind_denoiser_for(σ)
 DEFAULT_NIR_MODEL = "rgbnir_blind"
 MAX_SIGMA = 255.0
 # Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
@@ -185,7 +185,8 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`; ``"auto"``
             takes the fixed-σ preset trained for exactly ``sigma`` (``denoise_sigma15``,
             ``_25``, ``_50``: up to 0.024 dB better there) when every channel is denoised at
-            that σ, else ``denoise_blind`` (logged).
+            that σ, else the blind preset for the σ (:func:`blind_denoiser_for`:
+            ``denoise_blind`` to 55, ``denoise_high_sigma`` above; logged).
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
         self_ensemble: average the model over the 8 rotations and flips of the input
@@ -234,16 +235,17 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
     batch, unbatch = _layout(unit)
     if sigma is None:
         sigma = _estimated_sigma(unit)
+        if auto:  # an estimate is no specialist's exact σ
+            name, model = _load_blind(sigma, precision, f"the estimated sigma {sigma:.4g}")
     rgb_image = unit.ndim == 3 and unit.shape[-1] == 3 and model.noise_level_input
     if rgb_image and colour_space == "auto":
         ratio = chroma_noise_ratio(unit)
         colour_space = "opponent" if ratio >= INDEPENDENT_NOISE_RATIO else "rgb"
         logger.info("colour space %s (chroma noise ratio %.2f)", colour_space, ratio)
     if rgb_image and colour_space == "opponent":
-        if auto:  # the opponent channels each have their own σ: the blind model serves all
-            logger.info("model %s for the opponent channels", DEFAULT_DENOISER)
-            name, model = DEFAULT_DENOISER, load_for_task(DEFAULT_DENOISER, "denoising", precision)
         level = float(sigma * colour.NOISE_SCALE.max())
+        if auto:  # the opponent channels each have their own σ: a blind model serves all
+            name, model = _load_blind(level, precision, "the opponent channels")
         warn_outside_training_range(name, level, f"sigma {sigma:.4g} ({level:.4g} in the "
                                                  f"noisiest opponent channel)")
         batch, _ = _layout(colour.to_opponent(unit))
@@ -263,8 +265,8 @@ def warn_outside_training_range(name, sigma, given=None):
     bounds = list_presets().get(name, {}).get("sigma_range") if name else None
     if bounds and sigma > bounds[1]:
         logger.warning("%s is above the noise levels %s was trained on (%g-%g): its quality "
-                       "falls off past them (denoise_blind on Set12: still ahead of BM3D at 80, "
-                       "behind from 85; README)", given or f"sigma {sigma:.4g}", name, *bounds)
+                       "falls off past them (README, Noise above the trained range)",
+                       given or f"sigma {sigma:.4g}", name, *bounds)
 
 
 def given_sigma(sigma, model):
@@ -295,15 +297,39 @@ def resolve_denoiser(model, sigma):
 
 def denoiser_for(sigma):
     """The preset ``model="auto"`` takes for a σ given by the caller: the shipped preset
-    specialised to exactly that σ, or :data:`DEFAULT_DENOISER` (logged). An estimated σ
-    and the opponent channels of an RGB image always take :data:`DEFAULT_DENOISER`."""
+    specialised to exactly that σ, or :func:`blind_denoiser_for` it (logged). An
+    estimated σ and the opponent channels of an RGB image take a blind one."""
     from deepam_tf.models import list_presets
 
     name = next((name for name, meta in sorted(list_presets().items())
                  if "specialised_from" in meta and meta.get("task") == "denoise"
-                 and meta["sigma"] == sigma), DEFAULT_DENOISER)
+                 and meta["sigma"] == sigma), None) or blind_denoiser_for(sigma)
     logger.info("model %s for sigma %g", name, sigma)
     return name
+
+
+def blind_denoiser_for(sigma):
+    """The shipped blind (any-σ) denoiser for noise level ``sigma``:
+    :data:`DEFAULT_DENOISER` up to the top of its training range (``sigma_range``), above
+    it the one whose range holds ``sigma`` (``denoise_high_sigma``), and past every range
+    the one trained on the highest levels."""
+    from deepam_tf.models import list_presets
+
+    ranges = {name: meta["sigma_range"] for name, meta in sorted(list_presets().items())
+              if meta.get("task") == "denoise" and "sigma_range" in meta
+              and "sigma" not in meta and "alias_of" not in meta}
+    if sigma <= ranges[DEFAULT_DENOISER][1]:
+        return DEFAULT_DENOISER
+    holding = [name for name, (low, high) in ranges.items() if low <= sigma <= high]
+    return holding[0] if holding else max(ranges, key=lambda name: ranges[name][1])
+
+
+def _load_blind(sigma, precision, what):
+    """``(name, model)`` of :func:`blind_denoiser_for` ``sigma``, loaded; logged with
+    ``what`` it serves."""
+    name = blind_denoiser_for(sigma)
+    logger.info("model %s for %s", name, what)
+    return name, load_for_task(name, "denoising", precision)
 
 
 def _estimated_sigma(unit):

@@ -243,7 +243,7 @@ def test_bad_numbers_on_the_command_line_are_refused_by_argparse(args, message, 
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_auto_keeps_the_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch):
+def test_auto_takes_a_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch):
     # An estimate that lands exactly on a specialist's σ must still not pick it.
     import skimage.data
 
@@ -256,6 +256,12 @@ def test_auto_keeps_the_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch
     estimated, blind, given = (iio.imread(tmp_path / f"{n}.png") for n in runs)
     np.testing.assert_array_equal(estimated, blind)
     assert np.any(given != blind)  # --sigma 25 under auto: the σ=25 specialist
+    # An estimate above denoise_blind's range takes the high-σ preset, per file.
+    monkeypatch.setattr(cli, "estimate_sigma", lambda image: 90.0)
+    runs = {"high_estimated": [], "high_given": ["--sigma", "90", "--model", "denoise_high_sigma"]}
+    for name, extra in runs.items():
+        assert cli.main(["denoise", str(tmp_path / "n.png"), "-o", str(tmp_path / f"{name}.png")] + extra) == 0
+    np.testing.assert_array_equal(*(iio.imread(tmp_path / f"{n}.png") for n in runs))
 
 
 @pytest.mark.parametrize("command, task", [("denoise", "denoise"), ("upsample-depth", "depth_sr"),

@@ -491,12 +491,37 @@ def test_a_sigma_above_the_trained_range_is_logged_once(caplog):
     assert warnings_of(gray, 55, model="denoise_blind") == []  # denoise_blind: sigma_range [0, 55]
     assert warnings_of(gray, 90, model="denoise_blind") == [
         "sigma 90 is above the noise levels denoise_blind was trained on (0-55): its quality falls "
-        "off past them (denoise_blind on Set12: still ahead of BM3D at 80, behind from 85; README)"]
+        "off past them (README, Noise above the trained range)"]
     assert warnings_of(gray, 90, model="denoise_blind") == []  # once
+    assert warnings_of(gray, 90) == []  # "auto": denoise_high_sigma, trained to 110
+    assert warnings_of(gray, 150)[0].startswith(
+        "sigma 150 is above the noise levels denoise_high_sigma was trained on (50-110)")
     # RGB goes through the opponent channels, whose noise is at most σ/√2.
-    assert warnings_of(rgb, 70, colour_space="opponent") == []
-    assert warnings_of(rgb, 90, colour_space="opponent")[0].startswith(
+    assert warnings_of(rgb, 70, colour_space="opponent", model="denoise_blind") == []
+    assert warnings_of(rgb, 90, colour_space="opponent", model="denoise_blind")[0].startswith(
         "sigma 90 (63.64 in the noisiest opponent channel) is above the noise levels denoise_blind")
+    assert warnings_of(rgb, 90, colour_space="opponent") == []
+    assert warnings_of(rgb, 200, colour_space="opponent")[0].startswith(
+        "sigma 200 (141.4 in the noisiest opponent channel) is above the noise levels denoise_high_sigma")
+
+
+def test_auto_takes_the_high_sigma_preset_above_the_blind_presets_range(caplog):
+    from deepam_tf.restore import blind_denoiser_for, denoiser_for
+
+    assert [blind_denoiser_for(s) for s in (5, 55, 55.5, 90, 110, 200)] == (
+        ["denoise_blind"] * 2 + ["denoise_high_sigma"] * 4)
+    assert [denoiser_for(s) for s in (25, 30, 90)] == ["denoise_sigma25", "denoise_blind", "denoise_high_sigma"]
+    rng = np.random.default_rng(0)
+    gray = skimage.data.camera()[200:248, 200:248] / 255.0 + rng.normal(0, 90 / 255, (48, 48))
+    np.testing.assert_array_equal(denoise(gray, 90), denoise(gray, 90, model="denoise_high_sigma"))
+    # An estimated σ and the opponent channels of RGB take the blind preset for their level.
+    with caplog.at_level(logging.INFO, logger="deepam_tf"):
+        denoise(gray)
+        rgb = skimage.data.astronaut()[:48, :48] / 255.0 + rng.normal(0, 100 / 255, (48, 48, 3))
+        np.testing.assert_array_equal(denoise(rgb, 100, colour_space="opponent"),
+                                      denoise(rgb, 100, colour_space="opponent", model="denoise_high_sigma"))
+    assert "model denoise_high_sigma for the estimated sigma" in caplog.text
+    assert "model denoise_high_sigma for the opponent channels" in caplog.text
 
 
 def test_float_images_with_heavy_noise_are_accepted_when_sigma_allows(model_path):
