@@ -410,7 +410,12 @@ def _load(model, policy=None):
             if key in _LOADED:  # loaded by the thread this one waited for
                 _LOADED.move_to_end(key)
                 return _LOADED[key]
-        loaded = load_preset(model, policy)
+        try:
+            loaded = load_preset(model, policy)
+        except BaseException:
+            with _LOADING:
+                _LOAD_LOCKS.pop(key, None)  # a failed load leaves nothing behind
+            raise
         with _LOADING:
             _LOADED[key] = loaded
             while len(_LOADED) > MAX_LOADED:

@@ -313,6 +313,9 @@ def test_threads_load_two_models_at_once(tmp_path, model_path, monkeypatch):
     assert waited == [True]
     assert got[0] is not got[1] and all(model is not None for model in got)
     assert restore._load(paths[0]) is got[0] and not restore._LOAD_LOCKS
+    with pytest.raises(ValueError):
+        restore._load(str(tmp_path / "missing.keras"))
+    assert not restore._LOAD_LOCKS  # a failed load leaves no lock behind
 
 
 def test_denoise_from_several_threads_gives_each_its_own_result():
