@@ -402,26 +402,28 @@ def _load(model, policy=None):
     # consistent.
     with _LOADING:
         if key in _LOADED:
-            _LOADED.move_to_end(key)
-            return _LOADED[key]
+            return _recently_used(key)
         lock = _LOAD_LOCKS.setdefault(key, threading.Lock())
     with lock:
         with _LOADING:
             if key in _LOADED:  # loaded by the thread this one waited for
-                _LOADED.move_to_end(key)
-                return _LOADED[key]
+                return _recently_used(key)
         try:
             loaded = load_preset(model, policy)
-        except BaseException:
             with _LOADING:
-                _LOAD_LOCKS.pop(key, None)  # a failed load leaves nothing behind
-            raise
-        with _LOADING:
-            _LOADED[key] = loaded
-            while len(_LOADED) > MAX_LOADED:
-                _LOADED.popitem(last=False)
-            _LOAD_LOCKS.pop(key, None)
+                _LOADED[key] = loaded
+                while len(_LOADED) > MAX_LOADED:
+                    _LOADED.popitem(last=False)
             return loaded
+        finally:  # loaded or failed, the load's lock goes
+            with _LOADING:
+                _LOAD_LOCKS.pop(key, None)
+
+
+def _recently_used(key):
+    """The loaded model under ``key``, marked most recently used (under ``_LOADING``)."""
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
 
 
 def _same_size(a, b, names):
