@@ -9,8 +9,8 @@ import numpy as np
 from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE
 from deepam_tf.image_io import (IMAGE_EXTENSIONS, check_writable, read_icc_profile,
                                 read_image_file, split_alpha, write_image_file)
-from deepam_tf.restore import (AUTO_DENOISER, COLOUR_SPACES, DEFAULT_DENOISER, DEFAULT_NIR_MODEL,
-                               PRECISIONS, blind_denoiser_for, check_sigma, estimate_sigma,
+from deepam_tf.restore import (AUTO_MODEL, BLIND_PRESETS, COLOUR_SPACES, DEFAULT_DENOISER,
+                               PRECISIONS, blind_preset_for, check_sigma, estimate_sigma,
                                given_sigma, resolve_denoiser)
 
 DEMO_SIGMA = 25.0
@@ -108,7 +108,7 @@ def _denoise_files(args):
     # A fixed-σ preset (denoise_sigma25) brings its σ; otherwise σ is estimated per file.
     fixed_sigma = given_sigma(args.sigma, args.model)
     model = args.model
-    if model != AUTO_DENOISER:  # "auto" picks per file, and per σ estimated
+    if model != AUTO_MODEL:  # "auto" picks per file, and per σ estimated
         model = load_for_task(model, "denoising", args.precision)
     failures, estimates = [], []
     # Keras draws its bar with terminal escapes even into a log file: there, one line.
@@ -123,8 +123,8 @@ def _denoise_files(args):
             if sigma is None:
                 sigma = estimate_sigma(image)
                 estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-                if model == AUTO_DENOISER:  # a specialist is for a σ known, not estimated
-                    file_model = blind_denoiser_for(sigma)
+                if model == AUTO_MODEL:  # a specialist is for a σ known, not estimated
+                    file_model = blind_preset_for(sigma)
             restored = denoise(image, sigma, model=file_model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
@@ -185,7 +185,7 @@ def _restore_nir(args):
     if rgb.shape[:2] != nir.shape[:2]:
         raise ValueError(f"{args.rgb} is {rgb.shape[0]}x{rgb.shape[1]} but {args.nir} is "
                          f"{nir.shape[0]}x{nir.shape[1]}; the pair must be aligned, same size")
-    sigma = given_sigma(args.sigma, args.model or DEFAULT_NIR_MODEL)
+    sigma = given_sigma(args.sigma, args.model)
     if sigma is None:
         sigma = estimate_sigma(rgb)
         print(f"{args.rgb}: estimated sigma {sigma:.2f}")
@@ -318,12 +318,14 @@ def _positive_number(what):
     return parse
 
 
-def _blind_presets_in_words():
-    """Which blind preset "auto" takes for which σ, from the shipped training ranges."""
+def _blind_presets_in_words(task="denoise"):
+    """Which blind preset of ``task`` "auto" takes for which σ, from the shipped training
+    ranges."""
     from deepam_tf.models import list_presets
 
-    top = list_presets()[DEFAULT_DENOISER]["sigma_range"][1]
-    return f"{DEFAULT_DENOISER} to {top:g}, {blind_denoiser_for(top + 1)} above"
+    default = BLIND_PRESETS[task]
+    top = list_presets()[default]["sigma_range"][1]
+    return f"{default} to {top:g}, {blind_preset_for(top + 1, task)} above"
 
 
 def _restoration_options(command, task, default_model, default_meaning=None):
@@ -361,7 +363,7 @@ def _parser():
                          help="output file, or folder (several inputs, or an existing folder); "
                               "default: FOLDER_denoised/ for a folder, NAME_denoised.EXT beside "
                               f"a file, {DEMO_OUTPUT} for the demo")
-    _restoration_options(denoise, "denoise", AUTO_DENOISER, f"{AUTO_DENOISER}: the fixed-sigma preset of "
+    _restoration_options(denoise, "denoise", AUTO_MODEL, f"{AUTO_MODEL}: the fixed-sigma preset of "
                          f"the --sigma given if one is shipped, else the blind preset for the "
                          f"sigma ({_blind_presets_in_words()})")
     denoise.add_argument("--colour-space", choices=COLOUR_SPACES, default="auto",
@@ -382,11 +384,12 @@ def _parser():
     nir.add_argument("--nir", required=True, help="aligned near-infrared image (gray)")
     nir.add_argument("--sigma", type=_sigma, help="noise level, 0-255 scale (default: estimated)")
     nir.add_argument("-o", "--output", required=True)
-    _restoration_options(nir, "rgb_nir", DEFAULT_NIR_MODEL)
+    _restoration_options(nir, "rgb_nir", AUTO_MODEL, f"{AUTO_MODEL}: the blind preset for the "
+                         f"sigma ({_blind_presets_in_words('rgb_nir')})")
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM tables on a test set")
-    evaluate.add_argument("--model", default=AUTO_DENOISER,
-                          help=f"preset name or .keras file; {AUTO_DENOISER} (default): the "
+    evaluate.add_argument("--model", default=AUTO_MODEL,
+                          help=f"preset name or .keras file; {AUTO_MODEL} (default): the "
                                f"fixed-sigma preset of --sigma if one is shipped, else the blind "
                                f"preset for the sigma ({_blind_presets_in_words()}; with --colour: "
                                f"for the noisiest opponent channel)")

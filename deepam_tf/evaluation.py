@@ -123,11 +123,11 @@ def evaluated_model(model, sigma, colour=False):
     """The model :func:`evaluate` runs for ``model`` at ``sigma``: ``model`` itself, or
     for ``"auto"`` the preset it stands for (see :func:`evaluate`)."""
     from deepam_tf import colour as opponent
-    from deepam_tf.restore import AUTO_DENOISER, blind_denoiser_for, resolve_denoiser
+    from deepam_tf.restore import AUTO_MODEL, blind_preset_for, resolve_denoiser
 
-    if colour and isinstance(model, str) and model == AUTO_DENOISER:
+    if colour and isinstance(model, str) and model == AUTO_MODEL:
         # The opponent channels each have their own σ: the blind preset for the noisiest.
-        return blind_denoiser_for(sigma * float(opponent.NOISE_SCALE.max()))
+        return blind_preset_for(sigma * float(opponent.NOISE_SCALE.max()))
     return resolve_denoiser(model, sigma)
 
 

@@ -16,8 +16,10 @@ from deepam_tf.image_io import join_alpha, split_alpha
 logger = logging.getLogger("deepam_tf")
 
 DEFAULT_DENOISER = "denoise_blind"  # the blind preset up to the top of its sigma_range
-AUTO_DENOISER = "auto"  # the fixed-σ preset of exactly the σ given, else blind_denoiser_for(σ)
-DEFAULT_NIR_MODEL = "rgbnir_blind"
+AUTO_MODEL = "auto"  # the fixed-σ preset of exactly the σ given, else blind_preset_for(σ)
+DEFAULT_NIR_MODEL = "rgbnir_blind"  # the same for RGB/NIR restoration
+# Each task's blind (any-σ) preset up to the top of its sigma_range.
+BLIND_PRESETS = {"denoise": DEFAULT_DENOISER, "rgb_nir": DEFAULT_NIR_MODEL}
 MAX_SIGMA = 255.0
 # Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
 # 0-255 scale still stays inside with overwhelming probability); for a larger σ given,
@@ -169,7 +171,7 @@ def chroma_noise_ratio(rgb):
     return float(chroma / overall) if overall > 0 else 0.0
 
 
-def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensemble=False,
+def denoise(image, sigma=None, model=AUTO_MODEL, tile_size="auto", self_ensemble=False,
             colour_space="auto", precision=None, alpha=True):
     """Removes Gaussian noise of level ``sigma`` with a DeepAM denoiser.
 
@@ -185,7 +187,7 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
         model: preset name, ``.keras`` path or a loaded :class:`DeepAM`; ``"auto"``
             takes the fixed-σ preset trained for exactly ``sigma`` (``denoise_sigma15``,
             ``_25``, ``_50``: up to 0.024 dB better there) when every channel is denoised at
-            that σ, else the blind preset for the σ (:func:`blind_denoiser_for`:
+            that σ, else the blind preset for the σ (:func:`blind_preset_for`:
             ``denoise_blind`` to 55, ``denoise_high_sigma`` above; logged).
         tile_size: CNN tile side in pixels, ``"auto"`` (from the available memory) or
             ``None`` (whole image at once). Tiling is exact: the result does not change.
@@ -223,7 +225,7 @@ def denoise(image, sigma=None, model=AUTO_DENOISER, tile_size="auto", self_ensem
             return join_alpha(restored, alpha_channel)
     from deepam_tf.models.tiling import check_memory
 
-    auto = isinstance(model, str) and model == AUTO_DENOISER
+    auto = isinstance(model, str) and model == AUTO_MODEL
     model = resolve_denoiser(model, sigma)
     name = model if isinstance(model, str) else None  # a preset's index entry, if any
     sigma = given_sigma(sigma, model)
@@ -287,47 +289,49 @@ def given_sigma(sigma, model):
 
 
 def resolve_denoiser(model, sigma):
-    """``model``, or for :data:`AUTO_DENOISER` the preset it stands for at ``sigma``:
+    """``model``, or for :data:`AUTO_MODEL` the preset it stands for at ``sigma``:
     :func:`denoiser_for` a σ the caller gives, :data:`DEFAULT_DENOISER` for ``None`` (a σ
     to be estimated from the image, or the opponent channels' own σ)."""
-    if not (isinstance(model, str) and model == AUTO_DENOISER):
+    if not (isinstance(model, str) and model == AUTO_MODEL):
         return model
     return DEFAULT_DENOISER if sigma is None else denoiser_for(check_sigma(sigma))
 
 
 def denoiser_for(sigma):
     """The preset ``model="auto"`` takes for a σ given by the caller: the shipped preset
-    specialised to exactly that σ, or :func:`blind_denoiser_for` it (logged). An
+    specialised to exactly that σ, or :func:`blind_preset_for` it (logged). An
     estimated σ and the opponent channels of an RGB image take a blind one."""
     from deepam_tf.models import list_presets
 
     name = next((name for name, meta in sorted(list_presets().items())
                  if "specialised_from" in meta and meta.get("task") == "denoise"
-                 and meta["sigma"] == sigma), None) or blind_denoiser_for(sigma)
+                 and meta["sigma"] == sigma), None) or blind_preset_for(sigma)
     logger.info("model %s for sigma %g", name, sigma)
     return name
 
 
-def blind_denoiser_for(sigma):
-    """The shipped blind (any-σ) denoiser for noise level ``sigma``:
-    :data:`DEFAULT_DENOISER` up to the top of its training range (``sigma_range``), above
-    it the one whose range holds ``sigma`` (``denoise_high_sigma``), and past every range
-    the one trained on the highest levels."""
+def blind_preset_for(sigma, task="denoise"):
+    """The shipped blind (any-σ) preset of ``task`` (a key of :data:`BLIND_PRESETS`) for
+    noise level ``sigma``: the task's default up to the top of its training range
+    (``sigma_range``), above it the one whose range holds ``sigma``
+    (``denoise_high_sigma``, ``rgbnir_high_sigma``), and past every range the one trained
+    on the highest levels."""
     from deepam_tf.models import list_presets
 
     ranges = {name: meta["sigma_range"] for name, meta in sorted(list_presets().items())
-              if meta.get("task") == "denoise" and "sigma_range" in meta
+              if meta.get("task") == task and "sigma_range" in meta
               and "sigma" not in meta and "alias_of" not in meta}
-    if sigma <= ranges[DEFAULT_DENOISER][1]:
-        return DEFAULT_DENOISER
+    default = BLIND_PRESETS[task]
+    if sigma <= ranges[default][1]:
+        return default
     holding = [name for name, (low, high) in ranges.items() if low <= sigma <= high]
     return holding[0] if holding else max(ranges, key=lambda name: ranges[name][1])
 
 
 def _load_blind(sigma, precision, what):
-    """``(name, model)`` of :func:`blind_denoiser_for` ``sigma``, loaded; logged with
+    """``(name, model)`` of :func:`blind_preset_for` ``sigma``, loaded; logged with
     ``what`` it serves."""
-    name = blind_denoiser_for(sigma)
+    name = blind_preset_for(sigma)
     logger.info("model %s for %s", name, what)
     return name, load_for_task(name, "denoising", precision)
 
@@ -531,7 +535,7 @@ def upsample_depth(depth_lr, rgb, scale, model=None, tile_size="auto", self_ense
     return result if squeeze else result[..., None]
 
 
-def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="auto",
+def restore_with_nir(rgb, nir, sigma=None, model=AUTO_MODEL, tile_size="auto",
                      self_ensemble=False, precision=None):
     """Removes Gaussian noise from an RGB image guided by an aligned near-infrared image.
 
@@ -541,13 +545,15 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
         nir: the aligned NIR image ``[H, W]`` or ``[H, W, 1]``, same H and W.
         sigma: noise level on the 0–255 scale; ``None`` takes a fixed-σ preset's σ
             (``"rgbnir_sigma25"``) or estimates it from ``rgb``.
-        model: preset name, ``.keras`` path or model (an RGB model guided by one channel).
+        model: preset name, ``.keras`` path or model (an RGB model guided by one channel);
+            ``"auto"``: the blind preset for the σ (:func:`blind_preset_for`:
+            ``rgbnir_blind`` to 55, ``rgbnir_high_sigma`` above; logged).
         tile_size, self_ensemble, precision: see :func:`denoise`.
 
     Returns:
         The restored RGB image, same shape, dtype and range as ``rgb``.
     """
-    name = model if isinstance(model, str) else None
+    auto = isinstance(model, str) and model == AUTO_MODEL
     sigma = given_sigma(sigma, model)
     rgb, alpha_channel = split_alpha(np.asarray(rgb))
     if alpha_channel is not None and rgb.ndim == 2:  # a gray+alpha image
@@ -557,9 +563,13 @@ def restore_with_nir(rgb, nir, sigma=None, model=DEFAULT_NIR_MODEL, tile_size="a
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
-    model = load_for_task(model, "RGB/NIR restoration", precision)
     if sigma is None:
         sigma = _estimated_sigma(unit)
+    if auto:
+        model = blind_preset_for(sigma, "rgb_nir")
+        logger.info("model %s for sigma %g", model, sigma)
+    name = model if isinstance(model, str) else None
+    model = load_for_task(model, "RGB/NIR restoration", precision)
     warn_outside_training_range(name, sigma)
     inputs = {"image": unit[None], "guidance": nir01[None]}
     if getattr(model, "noise_level_input", False):

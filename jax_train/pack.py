@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import degrade  # noqa: E402
 from convert import KERAS_WEIGHTS  # noqa: E402
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def _as_uint8(array, what):
     scaled = np.round(array * 255.0)
@@ -69,6 +71,27 @@ def keras_map(model):
     return found
 
 
+def weight_arrays(model, path=None):
+    """The pack's entries for ``model``'s starting weights: ``weight:PATH`` arrays and the
+    ``keras_map``. When ``path``, the ``.keras`` file ``model`` was loaded from, is a
+    shipped preset (tracked in the repository, which travels with the pack), the pack
+    names it (``weights_file``, relative to the repository) and holds zeros of each
+    weight's shape, which compress to nothing: 3.6 MB less for a denoiser."""
+    import keras
+
+    from deepam_tf.models.presets import PRESET_DIR
+
+    arrays = {"keras_map": np.array(json.dumps(keras_map(model)))}
+    inside = (path is not None and os.path.dirname(os.path.abspath(path)) == os.path.abspath(PRESET_DIR)
+              and not os.path.relpath(PRESET_DIR, REPO).startswith(".."))  # an editable install
+    for weight in model.weights:
+        value = keras.ops.convert_to_numpy(weight)
+        arrays["weight:" + weight.path] = np.zeros_like(value) if inside else value
+    if inside:
+        arrays["weights_file"] = np.array(os.path.relpath(os.path.abspath(path), REPO))
+    return arrays
+
+
 def pack(config_path, output, preset=None, seed=0, data_root=None):
     import keras
     import tensorflow as tf
@@ -92,12 +115,12 @@ def pack(config_path, output, preset=None, seed=0, data_root=None):
                 raise AssertionError(f"numpy depth degradation differs from deepam_tf's by {gap}")
     if preset:
         model = presets.load_preset(preset)
+        path = preset if os.path.isfile(preset) else os.path.join(
+            presets.PRESET_DIR, presets.list_presets()[preset]["file"])
     else:
         keras.utils.set_random_seed(seed)
-        model = train.build_model(config)
-    for weight in model.weights:
-        arrays["weight:" + weight.path] = keras.ops.convert_to_numpy(weight)
-    arrays["keras_map"] = np.array(json.dumps(keras_map(model)))
+        model, path = train.build_model(config), None
+    arrays.update(weight_arrays(model, path))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     np.savez_compressed(output, **arrays)
     print(f"{output}: {len(samples)} samples, {len(model.weights)} weights, "

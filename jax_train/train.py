@@ -41,6 +41,8 @@ import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
 from convert import check_same_weights, froze_batch_norm, keras_weights, weights_of  # noqa: E402
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def with_sigma(config, sigma):
     """The config with its noise replaced (0-255 scale): one number fixes σ (a fixed-σ
@@ -64,6 +66,11 @@ def load_pack(path, scale=None, sigma=None):
     if sigma is not None:
         config = with_sigma(config, sigma)
     weights = {k[len("weight:"):]: pack[k] for k in pack.files if k.startswith("weight:")}
+    if "weights_file" in pack.files:  # a preset of the repository, which travels with the pack
+        stored = os.path.join(REPO, str(pack["weights_file"]))
+        start, _ = keras_weights(stored, json.loads(str(pack["keras_map"])))
+        check_same_weights(start, weights, stored, "the pack's model")
+        weights = start
     count = sum(k.startswith("image_") for k in pack.files)
     task = config["data"].get("task", "denoise")
     if task == "depth_sr":

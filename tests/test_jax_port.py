@@ -443,6 +443,30 @@ def test_a_run_starts_from_a_keras_file_read_without_tensorflow(tmp_path):
         jax_train.train(str(tmp_path / "old.npz"), out, init=str(tmp_path / "start.keras"), **recipe)
 
 
+def test_a_pack_names_a_shipped_preset_instead_of_holding_its_weights(tmp_path):
+    # The pack travels with the repository, so a preset in it is read from there: the
+    # pack holds zeros of each weight's shape (compressed to almost nothing).
+    from deepam_tf.models import list_presets, load_preset
+    from deepam_tf.models.presets import PRESET_DIR
+
+    preset = os.path.join(PRESET_DIR, list_presets()["denoise_blind"]["file"])
+    model = load_preset(preset)
+    arrays = jax_pack.weight_arrays(model, preset)
+    assert str(arrays["weights_file"]) == "deepam_tf/presets/denoise_blind.keras"
+    arrays["config"] = np.array(json.dumps({"model": {"stages": 3, "channels": 1}, "data": {"sigma": 25}}))
+    arrays["image_0"] = np.zeros((12, 12, 1), np.uint8)
+    np.savez_compressed(tmp_path / "pack.npz", **arrays)
+    assert os.path.getsize(tmp_path / "pack.npz") < 200_000
+    _, weights, _ = jax_train.load_pack(str(tmp_path / "pack.npz"))
+    want = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    assert weights.keys() == want.keys()
+    for name, value in want.items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
+    # A model file outside the repository is packed as its weights.
+    model.save(tmp_path / "copy.keras")
+    assert "weights_file" not in jax_pack.weight_arrays(model, str(tmp_path / "copy.keras"))
+
+
 def test_every_shipped_denoiser_reads_through_one_keras_map():
     from deepam_tf.models import list_presets, load_preset, presets
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from deepam_tf import DeepAM, denoise, evaluation, list_presets, load_preset
+from deepam_tf import DeepAM, denoise, evaluation, list_presets, load_preset, restore_with_nir
 
 
 
@@ -195,8 +195,6 @@ def test_upsample_depth_bad_input(depth_model_path, depth, rgb, scale, match):
 
 
 def test_restore_with_nir_keeps_layout(nir_model_path):
-    from deepam_tf import restore_with_nir
-
     rgb = skimage.data.astronaut()[:40, :36]
     nir = rgb[..., 0]
     out = restore_with_nir(rgb, nir, 25, model=nir_model_path)
@@ -342,7 +340,7 @@ def test_denoise_from_several_threads_gives_each_its_own_result():
 
 
 def test_a_model_for_another_task_is_refused_naming_it(model_path, depth_model_path, nir_model_path):
-    from deepam_tf import restore_with_nir, upsample_depth
+    from deepam_tf import upsample_depth
 
     with pytest.raises(ValueError, match=r"depth\.keras takes 1 image and 3 guidance.*denoising needs 1 and 0"):
         denoise(np.zeros((8, 8)), 25, model=depth_model_path)
@@ -509,9 +507,9 @@ def test_a_sigma_above_the_trained_range_is_logged_once(caplog):
 
 
 def test_auto_takes_the_high_sigma_preset_above_the_blind_presets_range(caplog):
-    from deepam_tf.restore import blind_denoiser_for, denoiser_for
+    from deepam_tf.restore import blind_preset_for, denoiser_for
 
-    assert [blind_denoiser_for(s) for s in (5, 55, 55.5, 90, 110, 200)] == (
+    assert [blind_preset_for(s) for s in (5, 55, 55.5, 90, 110, 200)] == (
         ["denoise_blind"] * 2 + ["denoise_high_sigma"] * 4)
     assert [denoiser_for(s) for s in (25, 30, 90)] == ["denoise_sigma25", "denoise_blind", "denoise_high_sigma"]
     rng = np.random.default_rng(0)
@@ -525,6 +523,23 @@ def test_auto_takes_the_high_sigma_preset_above_the_blind_presets_range(caplog):
                                       denoise(rgb, 100, colour_space="opponent", model="denoise_high_sigma"))
     assert "model denoise_high_sigma for the estimated sigma" in caplog.text
     assert "model denoise_high_sigma for the opponent channels" in caplog.text
+
+
+def test_restore_with_nir_takes_its_high_sigma_preset_above_the_blind_ones_range(caplog):
+    from deepam_tf.restore import blind_preset_for
+
+    assert [blind_preset_for(s, "rgb_nir") for s in (25, 55, 56, 100, 300)] == (
+        ["rgbnir_blind"] * 2 + ["rgbnir_high_sigma"] * 3)
+    rng = np.random.default_rng(0)
+    clean = skimage.data.astronaut()[:48, :48] / 255.0
+    rgb, nir = clean + rng.normal(0, 90 / 255, clean.shape), clean.mean(-1)
+    high = restore_with_nir(rgb, nir, 90, model="rgbnir_high_sigma")
+    np.testing.assert_array_equal(restore_with_nir(rgb, nir, 90), high)
+    assert np.abs(restore_with_nir(rgb, nir, 90, model="rgbnir_blind") - high).max() > 0.01
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="deepam_tf"):
+        restore_with_nir(rgb, nir)  # σ estimated: the preset for the estimate
+    assert "model rgbnir_high_sigma for sigma" in caplog.text and "trained on" not in caplog.text
 
 
 def test_float_images_with_heavy_noise_are_accepted_when_sigma_allows(model_path):
