@@ -122,12 +122,11 @@ def evaluate(model, images, sigma, *, seed=0, output=None, overwrite=False, self
 def evaluated_model(model, sigma, colour=False):
     """The model :func:`evaluate` runs for ``model`` at ``sigma``: ``model`` itself, or
     for ``"auto"`` the preset it stands for (see :func:`evaluate`)."""
-    from deepam_tf import colour as opponent
-    from deepam_tf.restore import AUTO_MODEL, blind_preset_for, resolve_denoiser
+    from deepam_tf.restore import AUTO_MODEL, blind_preset_for, opponent_level, resolve_denoiser
 
     if colour and isinstance(model, str) and model == AUTO_MODEL:
         # The opponent channels each have their own σ: the blind preset for the noisiest.
-        return blind_preset_for(sigma * float(opponent.NOISE_SCALE.max()))
+        return blind_preset_for(opponent_level(sigma))
     return resolve_denoiser(model, sigma)
 
 

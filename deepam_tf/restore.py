@@ -245,7 +245,7 @@ def denoise(image, sigma=None, model=AUTO_MODEL, tile_size="auto", self_ensemble
         colour_space = "opponent" if ratio >= INDEPENDENT_NOISE_RATIO else "rgb"
         logger.info("colour space %s (chroma noise ratio %.2f)", colour_space, ratio)
     if rgb_image and colour_space == "opponent":
-        level = float(sigma * colour.NOISE_SCALE.max())
+        level = opponent_level(sigma)
         if auto:  # the opponent channels each have their own σ: a blind model serves all
             name, model = _load_blind(level, precision, "the opponent channels")
         warn_outside_training_range(name, level, f"sigma {sigma:.4g} ({level:.4g} in the "
@@ -255,6 +255,12 @@ def denoise(image, sigma=None, model=AUTO_MODEL, tile_size="auto", self_ensemble
         return back(colour.from_opponent(unbatch(restored)))
     warn_outside_training_range(name, sigma)
     return back(unbatch(run_denoiser(model, batch, sigma, tile_size, self_ensemble)))
+
+
+def opponent_level(sigma):
+    """The σ of the noisiest opponent channel of RGB noise of level ``sigma``: what picks
+    the blind preset for an RGB image under ``model="auto"``."""
+    return float(sigma * colour.NOISE_SCALE.max())
 
 
 @functools.cache

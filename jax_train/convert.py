@@ -24,6 +24,7 @@ import numpy as np
 
 
 KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras zip
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # a pack names presets from here
 
 
 def weights_of(path):

@@ -22,9 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import degrade  # noqa: E402
-from convert import KERAS_WEIGHTS  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from convert import KERAS_WEIGHTS, REPO  # noqa: E402
 
 
 def _as_uint8(array, what):

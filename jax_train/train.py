@@ -39,9 +39,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepam_jax  # noqa: E402
 import degrade  # noqa: E402
-from convert import check_same_weights, froze_batch_norm, keras_weights, weights_of  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from convert import REPO, check_same_weights, froze_batch_norm, keras_weights, weights_of  # noqa: E402
 
 
 def with_sigma(config, sigma):
