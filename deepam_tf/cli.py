@@ -119,13 +119,9 @@ def _denoise_files(args):
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
             image = read_image_file(source, keep_alpha=True)  # denoise keeps alpha as is
-            sigma, file_model = fixed_sigma, model
-            if sigma is None:
-                sigma = estimate_sigma(image)
-                estimates.append(f"{source}: estimated sigma {sigma:.2f}")
-                if model == AUTO_MODEL:  # a specialist is for a σ known, not estimated
-                    file_model = blind_preset_for(sigma)
-            restored = denoise(image, sigma, model=file_model, tile_size=args.tile_size,
+            if fixed_sigma is None:  # denoise estimates it again, and picks the model by it
+                estimates.append(f"{source}: estimated sigma {estimate_sigma(image):.2f}")
+            restored = denoise(image, fixed_sigma, model=model, tile_size=args.tile_size,
                                self_ensemble=args.self_ensemble, colour_space=args.colour_space,
                                precision=args.precision)
             write_image_file(target, restored, args.overwrite, icc_profile=read_icc_profile(source))

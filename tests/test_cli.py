@@ -247,7 +247,13 @@ def test_auto_takes_a_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch):
     # An estimate that lands exactly on a specialist's σ must still not pick it.
     import skimage.data
 
-    monkeypatch.setattr(cli, "estimate_sigma", lambda image: 25.0)
+    from deepam_tf import restore
+
+    def estimate(level):  # the CLI reports the estimate; denoise estimates and picks by it
+        for module in (cli, restore):
+            monkeypatch.setattr(module, "estimate_sigma", lambda image: level)
+
+    estimate(25.0)
     noisy = np.clip(skimage.data.camera()[:64, :64] + np.random.default_rng(0).normal(0, 25, (64, 64)), 0, 255)
     iio.imwrite(tmp_path / "n.png", noisy.astype(np.uint8))
     runs = {"estimated": [], "blind": ["--sigma", "25", "--model", "denoise_blind"], "given": ["--sigma", "25"]}
@@ -257,11 +263,24 @@ def test_auto_takes_a_blind_model_for_an_estimated_sigma(tmp_path, monkeypatch):
     np.testing.assert_array_equal(estimated, blind)
     assert np.any(given != blind)  # --sigma 25 under auto: the σ=25 specialist
     # An estimate above denoise_blind's range takes the high-σ preset, per file.
-    monkeypatch.setattr(cli, "estimate_sigma", lambda image: 90.0)
+    estimate(90.0)
     runs = {"high_estimated": [], "high_given": ["--sigma", "90", "--model", "denoise_high_sigma"]}
     for name, extra in runs.items():
         assert cli.main(["denoise", str(tmp_path / "n.png"), "-o", str(tmp_path / f"{name}.png")] + extra) == 0
     np.testing.assert_array_equal(*(iio.imread(tmp_path / f"{n}.png") for n in runs))
+    # RGB in the opponent space: the noisiest opponent channel's level picks the preset, as
+    # in the API. An estimated σ of 60 is 49 there, in denoise_blind's range.
+    estimate(60.0)
+    rng = np.random.default_rng(1)
+    rgb = np.clip(skimage.data.astronaut()[:48, :48] + rng.normal(0, 60, (48, 48, 3)), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "rgb.png", rgb)
+    runs = {"rgb_estimated": [], "rgb_high": ["--sigma", "60", "--model", "denoise_high_sigma"]}
+    for name, extra in runs.items():
+        assert cli.main(["denoise", str(tmp_path / "rgb.png"), "-o", str(tmp_path / f"{name}.png"),
+                         "--colour-space", "opponent"] + extra) == 0
+    estimated, high = (iio.imread(tmp_path / f"{n}.png") for n in runs)
+    np.testing.assert_array_equal(estimated, restore.denoise(rgb, colour_space="opponent"))
+    assert np.any(estimated != high)
 
 
 @pytest.mark.parametrize("command, task", [("denoise", "denoise"), ("upsample-depth", "depth_sr"),
