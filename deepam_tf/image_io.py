@@ -88,6 +88,12 @@ def read_icc_profile(path):
     return _pillow_info(path)[2]
 
 
+def exif_orientation(path):
+    """The EXIF orientation tag of an image file: 1 (upright) when it has none or Pillow
+    cannot read it."""
+    return _pillow_info(path)[1]
+
+
 # The array as a viewer shows it, for each EXIF orientation (as PIL.ImageOps.exif_transpose).
 UPRIGHT = {
     2: lambda a: a[:, ::-1],

@@ -139,3 +139,32 @@ def test_every_lossless_layout_is_read_with_one_gray_and_one_colour_rule(tmp_pat
                                    err_msg=path)
     for sample, want in zip(data.image_dataset(paths, channels), expected):  # ... and in tf.data
         np.testing.assert_allclose(sample["image"].numpy(), want, atol=1e-6)
+
+
+def test_phone_photos_are_read_upright_as_image_io_reads_them(tmp_path):
+    # TensorFlow's decoders ignore the EXIF orientation; deepam denoise applies it. A
+    # rotated image paired with an upright guidance must come out aligned.
+    from PIL import Image
+
+    from deepam_tf.data.pipelines import decoded_in_python
+    from deepam_tf.image_io import EXIF_ORIENTATION, read_image_file
+
+    rgb = skimage.data.astronaut()[:40:2, :64:2]  # 20x32: rotated, it is 32x20
+    paths = []
+    for orientation, extension in [(6, ".png"), (8, ".jpg"), (1, ".png")]:
+        exif = Image.Exif()
+        exif[EXIF_ORIENTATION] = orientation
+        paths.append(str(tmp_path / f"o{orientation}{extension}"))
+        Image.fromarray(rgb).save(paths[-1], exif=exif.tobytes(), quality=95)
+    assert [decoded_in_python(path) for path in paths] == [True, True, False]
+    wanted = [read_image_file(path) / 255.0 for path in paths]
+    assert [w.shape[:2] for w in wanted] == [(32, 20), (32, 20), (20, 32)]
+    for path, want in zip(paths, wanted):
+        np.testing.assert_allclose(data.read_image(path, 3).numpy(), want, atol=1e-6)
+    for sample, want in zip(data.image_dataset(paths, 3), wanted):
+        np.testing.assert_allclose(sample["image"].numpy(), want, atol=1e-6)
+    guidance = str(tmp_path / "guidance.png")  # stored as the rotated image is shown
+    iio.imwrite(guidance, (wanted[0][..., 0] * 255).round().astype(np.uint8))
+    (pair,) = data.paired_dataset([(paths[0], guidance)], 3, 1)
+    np.testing.assert_allclose(pair["image"].numpy(), wanted[0], atol=1e-6)
+    np.testing.assert_allclose(pair["guidance"].numpy()[..., 0], wanted[0][..., 0], atol=0.5 / 255)

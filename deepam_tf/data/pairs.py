@@ -11,7 +11,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.data.pipelines import check_images, list_images, read_image
+from deepam_tf.data.pipelines import check_images, decoded_in_python, list_images, read_image
 
 _MODALITY_SUFFIX = re.compile(r"_(output|ouput)_(color|depth)$|_(rgb|nir|gt|depth|color)$")
 
@@ -56,11 +56,11 @@ def check_pairs(pairs, image_channels, guidance_channels):
 
 def paired_dataset(pairs, image_channels, guidance_channels):
     """A cached dataset of ``{"image": [H, W, C], "guidance": [H, W, G]}`` in [0, 1]."""
-    image_files, guidance_files = zip(*pairs)
+    image_files, guidance_files = ([os.fspath(path) for path in files] for files in zip(*pairs))
 
-    def load(image_path, guidance_path):
-        image = read_image(image_path, image_channels)
-        guidance = read_image(guidance_path, guidance_channels)
+    def load(image_path, guidance_path, image_in_python, guidance_in_python):
+        image = read_image(image_path, image_channels, image_in_python)
+        guidance = read_image(guidance_path, guidance_channels, guidance_in_python)
         tf.debugging.assert_equal(
             tf.shape(image)[:2], tf.shape(guidance)[:2],
             message="image and guidance of a pair differ in size",
@@ -68,7 +68,9 @@ def paired_dataset(pairs, image_channels, guidance_channels):
         return {"image": image, "guidance": guidance}
 
     return (
-        tf.data.Dataset.from_tensor_slices((list(image_files), list(guidance_files)))
+        tf.data.Dataset.from_tensor_slices((image_files, guidance_files,
+                                            [decoded_in_python(path) for path in image_files],
+                                            [decoded_in_python(path) for path in guidance_files]))
         .map(load, num_parallel_calls=tf.data.AUTOTUNE)
         .cache()
     )

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from deepam_tf.image_io import IMAGE_EXTENSIONS, LUMA_WEIGHTS, as_unit_float, read_image_file
+from deepam_tf.image_io import (IMAGE_EXTENSIONS, LUMA_WEIGHTS, TIFF_EXTENSIONS, as_unit_float,
+                                exif_orientation, read_image_file)
 
 
 def list_images(folder):
@@ -25,9 +26,18 @@ def list_images(folder):
     return files
 
 
+def decoded_in_python(path):
+    """Whether :func:`read_image` decodes the file ``path`` (a ``str``) through
+    :func:`deepam_tf.image_io.read_image_file`. That covers a TIFF or WebP, which TensorFlow
+    does not decode. It also covers a file with an EXIF orientation other than upright (a
+    phone photo): TensorFlow's decoders ignore the orientation, and ``image_io`` applies it,
+    as viewers and ``deepam denoise`` do."""
+    return path.lower().endswith(TIFF_EXTENSIONS + (".webp",)) or exif_orientation(path) != 1
+
+
 def _read_through_image_io(path):
-    """A TIFF (8/16-bit or floating point) or WebP, which TensorFlow does not decode, as
-    float32 ``[H, W, C]``, nominally in [0, 1]."""
+    """An image file as :func:`deepam_tf.image_io.read_image_file` reads it (any bit depth,
+    EXIF orientation applied), as float32 ``[H, W, C]``, nominally in [0, 1]."""
     image = as_unit_float(read_image_file(np.asarray(path).item().decode(), keep_alpha=True))
     return image if image.ndim == 3 else image[:, :, None]
 
@@ -48,12 +58,14 @@ def _with_channels(image, channels):
                    lambda: image)
 
 
-def read_image(path, channels):
+def read_image(path, channels, in_python=None):
     """Reads an 8- or 16-bit PNG, a JPEG, BMP, WebP or TIFF as float32 ``[H, W, channels]``
-    in [0, 1], converted as :func:`_with_channels` says."""
+    in [0, 1], upright as viewers show it, converted as :func:`_with_channels` says.
+    ``in_python``: :func:`decoded_in_python` of the file, a bool (or bool tensor) found
+    when the file list is made; ``None`` finds it now, for a ``str`` path."""
+    if in_python is None:
+        in_python = decoded_in_python(os.fspath(path))
     path = tf.convert_to_tensor(path)
-    lower = tf.strings.lower(path)
-    not_for_tensorflow = tf.strings.regex_full_match(lower, r".*\.(tiff?|webp)")
 
     def decode():
         data = tf.io.read_file(path)
@@ -62,7 +74,7 @@ def read_image(path, channels):
     def decode_in_python():
         return tf.numpy_function(_read_through_image_io, [path], tf.float32)
 
-    image = tf.cond(not_for_tensorflow, decode_in_python, decode)
+    image = tf.cond(tf.convert_to_tensor(in_python), decode_in_python, decode)
     image = _with_channels(tf.ensure_shape(image, [None, None, None]), channels)
     image.set_shape([None, None, channels])
     return image
@@ -85,10 +97,11 @@ def check_images(files, channels=1):
 
 def image_dataset(files, channels=1):
     """A cached dataset of ``{"image": [H, W, C]}`` samples read from ``files``."""
-    files = list(files)
+    files = [os.fspath(path) for path in files]
+    in_python = [decoded_in_python(path) for path in files]
     return (
-        tf.data.Dataset.from_tensor_slices(files)
-        .map(lambda p: {"image": read_image(p, channels)}, num_parallel_calls=tf.data.AUTOTUNE)
+        tf.data.Dataset.from_tensor_slices((files, in_python))
+        .map(lambda p, f: {"image": read_image(p, channels, f)}, num_parallel_calls=tf.data.AUTOTUNE)
         .cache()
     )
 
