@@ -1,4 +1,5 @@
-"""Training recipe: ``model.fit`` with an L1 loss, a config file, and resumable callbacks.
+"""Training recipe: ``model.fit`` with an L1 loss (``"loss": "l2"``: mean squared error), a
+config file, and resumable callbacks.
 
 A config is a JSON file (see ``configs/``)::
 
@@ -42,7 +43,7 @@ from deepam_tf.models import DeepAM
 # Per section: (required keys, optional keys). The model section takes DeepAM's arguments.
 CONFIG_KEYS = {
     "config": ({"model", "data", "epochs", "steps_per_epoch", "optimizer"},
-               {"description", "l2", "backup_every_steps", "init"}),
+               {"description", "loss", "l2", "backup_every_steps", "init"}),
     "data": (set(), {"task", "train", "channels", "patch_size", "batch_size", "sigma",
                      "sigma_range", "seed", "scale"}),
     "optimizer": ({"name", "learning_rate"},
@@ -54,6 +55,9 @@ TASKS = ("denoise", "depth_sr", "rgb_nir")
 JOINT_CHANNELS = {"depth_sr": (1, 3), "rgb_nir": (3, 1)}
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
+# The config's "loss": the paper's L1, or mean squared error (what PSNR measures) for a
+# fine-tune.
+LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}
 AVERAGE_BATCH_NORM_PATCHES = 2048  # training patches for the averaged weights' batch-norm statistics
 
 
@@ -107,6 +111,8 @@ def check_config(config):
     bounded(config, "steps_per_epoch", "steps_per_epoch", positive_integer, "a positive integer")
     bounded(config["optimizer"], "learning_rate", "optimizer learning_rate", lambda v: v > 0,
             "a positive number")
+    if not isinstance(config.get("loss", "l1"), str) or config.get("loss", "l1") not in LOSSES:
+        raise ValueError(f"config loss must be one of {', '.join(LOSSES)}, got {config['loss']!r}")
     for name, known in (("name", OPTIMIZERS), ("schedule", SCHEDULES)):
         value = config["optimizer"].get(name, "constant")
         if value not in known:
@@ -407,7 +413,8 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
         raise ValueError(f"epochs must be a positive integer (or None: the config's), got {epochs!r}")
     _check_output_dir(config, output_dir)
     model = build_model(config)
-    model.compile(optimizer=build_optimizer(config), loss="mean_absolute_error", jit_compile=False)
+    model.compile(optimizer=build_optimizer(config), loss=LOSSES[config.get("loss", "l1")],
+                  jit_compile=False)
     dataset = train_dataset(config, data_root)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "config.json"), "w") as handle:

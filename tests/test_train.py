@@ -67,6 +67,23 @@ def test_train_writes_checkpoints_and_logs(tmp_path):
     assert not (out / "backup").exists()  # removed once the run completes
 
 
+@pytest.mark.parametrize("loss", ["l1", "l2"])
+def test_the_config_loss_is_what_fit_minimises(tmp_path, loss):
+    # A negligible rate and frozen batch norm: the logged loss of the one step is the
+    # returned model's loss on the first batch.
+    config = _config(tmp_path)
+    config.update(loss=loss, l2=0.0, epochs=1, steps_per_epoch=1,
+                  optimizer={"name": "sgd", "learning_rate": 1e-12})
+    config["model"]["freeze_batch_norm"] = True
+    model = train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    logged = float((tmp_path / "run" / "history.csv").read_text().splitlines()[1].split(",")[1])
+    inputs, target = next(iter(train.train_dataset(config, str(tmp_path / "data"))))
+    error = model(inputs, training=False).numpy() - target.numpy()
+    mae, mse = np.abs(error).mean(), np.square(error).mean()
+    assert logged == pytest.approx(mse if loss == "l2" else mae, rel=1e-4)
+    assert logged != pytest.approx(mae if loss == "l2" else mse, rel=0.1)
+
+
 def _run_killed_at(tmp_path, config, out, iteration):
     """Trains in a subprocess that dies hard (no cleanup) when the optimizer reaches
     ``iteration``; returns the backup's metadata."""
@@ -217,6 +234,8 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
         (lambda c: c["optimizer"].update(decay_epochs=1), "decay_epochs must be a list of increasing positive"),
         (lambda c: c["optimizer"].update(warmup_steps=6), r"warmup_steps must be an integer in \[0, 6\)"),
         (lambda c: c["data"].update(seed="0"), "data seed must be an integer, got '0'"),
+        (lambda c: c.update(loss="mse"), "config loss must be one of l1, l2, got 'mse'"),
+        (lambda c: c.update(loss=["l2"]), r"config loss must be one of l1, l2, got \['l2'\]"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):
