@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import subprocess
@@ -76,7 +77,8 @@ def test_the_config_loss_is_what_fit_minimises(tmp_path, loss):
                   optimizer={"name": "sgd", "learning_rate": 1e-12})
     config["model"]["freeze_batch_norm"] = True
     model = train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
-    logged = float((tmp_path / "run" / "history.csv").read_text().splitlines()[1].split(",")[1])
+    with open(tmp_path / "run" / "history.csv") as handle:
+        logged = float(next(csv.DictReader(handle))["loss"])
     inputs, target = next(iter(train.train_dataset(config, str(tmp_path / "data"))))
     error = model(inputs, training=False).numpy() - target.numpy()
     mae, mse = np.abs(error).mean(), np.square(error).mean()
