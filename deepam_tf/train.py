@@ -111,8 +111,9 @@ def check_config(config):
     bounded(config, "steps_per_epoch", "steps_per_epoch", positive_integer, "a positive integer")
     bounded(config["optimizer"], "learning_rate", "optimizer learning_rate", lambda v: v > 0,
             "a positive number")
-    if not isinstance(config.get("loss", "l1"), str) or config.get("loss", "l1") not in LOSSES:
-        raise ValueError(f"config loss must be one of {', '.join(LOSSES)}, got {config['loss']!r}")
+    loss = config.get("loss", "l1")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"config loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     for name, known in (("name", OPTIMIZERS), ("schedule", SCHEDULES)):
         value = config["optimizer"].get(name, "constant")
         if value not in known:
