@@ -60,11 +60,45 @@ def _pillow_info(path):
         from PIL import Image
 
         with _pillow_without_pixel_limit(), Image.open(path) as handle:
-            orientation = int(handle.getexif().get(EXIF_ORIENTATION, 1))
+            if handle.format == "PNG" and "exif" not in handle.info and not _png_has_late_metadata(path):
+                # PngImageFile.getexif decodes the whole image to reach chunks after it;
+                # with none that can hold EXIF there, the chunks read so far are all there is.
+                exif = Image.Image.getexif(handle)
+            else:
+                exif = handle.getexif()
+            orientation = int(exif.get(EXIF_ORIENTATION, 1))
             return (handle.mode, orientation, handle.info.get("icc_profile") or None,
                     handle.size, len(handle.getbands()))
     except Exception:
         return None, 1, None, None, None
+
+
+# Chunks that may hold EXIF or an orientation: eXIf, and text ("Raw profile type exif", XMP).
+PNG_METADATA_CHUNKS = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_has_late_metadata(path):
+    """Whether a PNG file has a chunk after its image data that may hold EXIF (Pillow reads
+    the chunks before it at open); True when the chunk walk cannot finish, so the caller
+    falls back to Pillow's full read. Seeks past the image data without reading it."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(len(PNG_SIGNATURE))
+            after_image = False
+            while True:
+                header = handle.read(8)
+                if len(header) < 8:
+                    return True
+                length, kind = struct.unpack(">I4s", header)
+                if kind == b"IEND":
+                    return False
+                if kind == b"IDAT":
+                    after_image = True
+                elif after_image and kind in PNG_METADATA_CHUNKS:
+                    return True
+                handle.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    except (OSError, TypeError):
+        return True
 
 
 def _check_decoded_size(path, size, bands):

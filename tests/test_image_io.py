@@ -3,16 +3,18 @@ upright as viewers show it, with its colour profile; what a format cannot hold i
 or converted with a warning."""
 
 import logging
+import struct
+import zlib
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import skimage.data
 import tensorflow as tf
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from deepam_tf import cli
-from deepam_tf.image_io import read_icc_profile, read_image_file, write_image_file
+from deepam_tf.image_io import exif_orientation, read_icc_profile, read_image_file, write_image_file
 
 
 def _image(channels, dtype):
@@ -161,6 +163,58 @@ def test_an_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientatio
     image = read_image_file(str(tmp_path / "phone.png"))
     np.testing.assert_array_equal(image, shown)
     assert image.shape[:2] == ((30, 20) if orientation >= 5 else (20, 30))
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _exif_bytes(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+# Chunks that give a PNG an orientation when they follow its image data, as some writers
+# place them: eXIf, ImageMagick's "Raw profile type exif" text, and XMP.
+LATE_ORIENTATION_CHUNKS = {
+    "eXIf": lambda o: _png_chunk(b"eXIf", _exif_bytes(o)[6:]),  # the bytes after "Exif\0\0"
+    "raw profile": lambda o: _png_chunk(b"tEXt", b"Raw profile type exif\0\nexif\n   %d\n%s\n" % (
+        len(_exif_bytes(o)), _exif_bytes(o).hex().encode())),
+    "xmp": lambda o: _png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + (
+        b'<x:xmpmeta><rdf:Description tiff:Orientation="%d"/></x:xmpmeta>' % o)),
+    "comment only": lambda o: _png_chunk(b"tEXt", b"Comment\0no orientation here"),
+}
+
+
+@pytest.mark.parametrize("chunk", list(LATE_ORIENTATION_CHUNKS))
+def test_an_orientation_after_the_png_image_data_is_read(tmp_path, chunk):
+    Image.fromarray(skimage.data.camera()[:20, :30]).save(tmp_path / "plain.png")
+    data = (tmp_path / "plain.png").read_bytes()
+    end = data.rindex(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(data[:end] + LATE_ORIENTATION_CHUNKS[chunk](6) + data[end:])
+    with Image.open(tmp_path / "late.png") as handle:
+        shown = np.asarray(ImageOps.exif_transpose(handle))
+    expected = 1 if chunk == "comment only" else 6
+    assert exif_orientation(str(tmp_path / "late.png")) == expected
+    image = read_image_file(str(tmp_path / "late.png"))
+    np.testing.assert_array_equal(image, shown)
+    assert image.shape == ((30, 20) if expected == 6 else (20, 30))
+
+
+def test_the_header_read_of_a_png_does_not_decode_its_pixels(tmp_path, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(skimage.data.camera()[:20, :30]).save(tmp_path / "early.png", exif=exif.tobytes())
+    Image.fromarray(skimage.data.camera()[:20, :30]).save(tmp_path / "plain.png")
+    decoded = []
+    load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load",
+                        lambda self: decoded.append(1) or load(self))
+    assert exif_orientation(str(tmp_path / "early.png")) == 8
+    assert exif_orientation(str(tmp_path / "plain.png")) == 1
+    assert read_icc_profile(str(tmp_path / "plain.png")) is None
+    assert decoded == []
 
 
 def test_a_rotated_phone_photo_is_written_upright(tmp_path, model_path):
