@@ -136,6 +136,12 @@ for s in 25 50; do
         --sigma $s --freeze-batch-norm --loss l2 --warmup 0.05 \
         --batch-size 512 --patch-size 32 --learning-rate 5e-4 --pcg-iterations 8 --ema 0.999
 done
+# σ=25 under MSE on 64² patches (same pixels per step): on the CPU (nineteenth session,
+# configs/finetune_sigma25_l2_p64.json) 64² gained +0.002 dB on BSD68 where a second 32²
+# stage gained nothing.
+named denoise_sigma25_more_l2_p64 denoise.npz --init deepam_tf/presets/denoise_sigma25.keras \
+    --sigma 25 --freeze-batch-norm --loss l2 --warmup 0.05 \
+    --batch-size 128 --patch-size 64 --learning-rate 5e-4 --pcg-iterations 8 --ema 0.999
 # The same for σ=50 on 64² patches (same pixels per step): more context per patch for the
 # highest noise level.
 named denoise_sigma50_more_p64 denoise.npz --init deepam_tf/presets/denoise_sigma50.keras \
