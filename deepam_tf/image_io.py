@@ -17,6 +17,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp") + TIFF_EXTENSIONS 
 SIXTEEN_BIT_EXTENSIONS = (".png",) + TIFF_EXTENSIONS  # other formats get 8-bit results
 NO_ALPHA_EXTENSIONS = (".jpg", ".jpeg", ".bmp")  # Pillow writes no readable BMP alpha
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG chunks that may hold EXIF or an orientation: eXIf, and text ("Raw profile type exif", XMP).
+PNG_METADATA_CHUNKS = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601
 EXIF_ORIENTATION = 0x0112
 
@@ -71,10 +73,6 @@ def _pillow_info(path):
                     handle.size, len(handle.getbands()))
     except Exception:
         return None, 1, None, None, None
-
-
-# Chunks that may hold EXIF or an orientation: eXIf, and text ("Raw profile type exif", XMP).
-PNG_METADATA_CHUNKS = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
 
 
 def _png_has_late_metadata(path):
