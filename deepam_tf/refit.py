@@ -148,6 +148,7 @@ class _Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.targets))
 
 
+@keras.saving.register_keras_serializable(package="deepam_tf")
 def negative_psnr(clean, restored):
     """``-PSNR`` of each image (data range 1) in dB: as a loss, the mean over a batch is
     minus the mean PSNR that the benchmarks report. Unlike the mean squared error, it

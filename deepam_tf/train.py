@@ -1,5 +1,5 @@
-"""Training recipe: ``model.fit`` with an L1 loss (``"loss": "l2"``: mean squared error), a
-config file, and resumable callbacks.
+"""Training recipe: ``model.fit`` with an L1 loss (``"loss": "l2"``: mean squared error;
+``"psnr"``: minus each patch's PSNR), a config file, and resumable callbacks.
 
 A config is a JSON file (see ``configs/``)::
 
@@ -38,6 +38,7 @@ import keras
 from deepam_tf import data
 from deepam_tf.data import splits
 from deepam_tf.models import DeepAM
+from deepam_tf.refit import negative_psnr
 
 
 # Per section: (required keys, optional keys). The model section takes DeepAM's arguments.
@@ -55,9 +56,9 @@ TASKS = ("denoise", "depth_sr", "rgb_nir")
 JOINT_CHANNELS = {"depth_sr": (1, 3), "rgb_nir": (3, 1)}
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
-# The config's "loss": the paper's L1, or mean squared error (what PSNR measures) for a
-# fine-tune.
-LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}
+# The config's "loss": the paper's L1, or for a fine-tune mean squared error (what PSNR
+# measures) or minus each patch's PSNR (what a mean PSNR over images weighs).
+LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error", "psnr": negative_psnr}
 AVERAGE_BATCH_NORM_PATCHES = 2048  # training patches for the averaged weights' batch-norm statistics
 
 
@@ -157,6 +158,10 @@ def check_config(config):
             degradation_for(config)
         except ValueError as error:
             raise ValueError(f"config data {error}") from None
+    if task == "denoise" and loss == "psnr" and min(spec.get("sigma_range", [1])) < 1:
+        raise ValueError("config loss psnr weighs each patch by 1 / its error, so noise-free "
+                         "patches would dominate it: data sigma_range must start at 1 or more, "
+                         f"got {spec['sigma_range']!r}")
     model = config["model"]
     if not isinstance(model, dict):
         raise ValueError(f"config model must be a JSON object of DeepAM arguments, got {model!r}")

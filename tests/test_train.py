@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import imageio.v3 as iio
+import keras
 import numpy as np
 import pytest
 import skimage.data
@@ -68,7 +69,7 @@ def test_train_writes_checkpoints_and_logs(tmp_path):
     assert not (out / "backup").exists()  # removed once the run completes
 
 
-@pytest.mark.parametrize("loss", ["l1", "l2"])
+@pytest.mark.parametrize("loss", ["l1", "l2", "psnr"])
 def test_the_config_loss_is_what_fit_minimises(tmp_path, loss):
     # A negligible rate and frozen batch norm: the logged loss of the one step is the
     # returned model's loss on the first batch.
@@ -81,9 +82,14 @@ def test_the_config_loss_is_what_fit_minimises(tmp_path, loss):
         logged = float(next(csv.DictReader(handle))["loss"])
     inputs, target = next(iter(train.train_dataset(config, str(tmp_path / "data"))))
     error = model(inputs, training=False).numpy() - target.numpy()
-    mae, mse = np.abs(error).mean(), np.square(error).mean()
-    assert logged == pytest.approx(mse if loss == "l2" else mae, rel=1e-4)
-    assert logged != pytest.approx(mae if loss == "l2" else mse, rel=0.1)
+    want = {"l1": np.abs(error).mean(), "l2": np.square(error).mean(),
+            "psnr": np.mean(10 * np.log10(np.square(error).mean(axis=(1, 2, 3))))}
+    assert logged == pytest.approx(want[loss], rel=1e-4)
+    for other in set(want) - {loss}:
+        assert logged != pytest.approx(want[other], rel=0.1)
+    # The checkpoint, compiled with the loss, loads back as it was saved.
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert saved.loss == model.loss
 
 
 def _run_killed_at(tmp_path, config, out, iteration):
@@ -236,8 +242,10 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
         (lambda c: c["optimizer"].update(decay_epochs=1), "decay_epochs must be a list of increasing positive"),
         (lambda c: c["optimizer"].update(warmup_steps=6), r"warmup_steps must be an integer in \[0, 6\)"),
         (lambda c: c["data"].update(seed="0"), "data seed must be an integer, got '0'"),
-        (lambda c: c.update(loss="mse"), "config loss must be one of l1, l2, got 'mse'"),
-        (lambda c: c.update(loss=["l2"]), r"config loss must be one of l1, l2, got \['l2'\]"),
+        (lambda c: c.update(loss="mse"), "config loss must be one of l1, l2, psnr, got 'mse'"),
+        (lambda c: (c.update(loss="psnr"), c["data"].update(sigma_range=[0, 40])),
+         r"loss psnr .* sigma_range must start at 1 or more, got \[0, 40\]"),
+        (lambda c: c.update(loss=["l2"]), r"config loss must be one of l1, l2, psnr, got \['l2'\]"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):
