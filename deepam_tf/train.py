@@ -158,10 +158,12 @@ def check_config(config):
             degradation_for(config)
         except ValueError as error:
             raise ValueError(f"config data {error}") from None
-    if task == "denoise" and loss == "psnr" and min(spec.get("sigma_range", [1])) < 1:
-        raise ValueError("config loss psnr weighs each patch by 1 / its error, so noise-free "
-                         "patches would dominate it: data sigma_range must start at 1 or more, "
-                         f"got {spec['sigma_range']!r}")
+    if task == "denoise" and loss == "psnr":
+        key = "sigma" if "sigma" in spec else "sigma_range"
+        if min(spec[key] if key == "sigma_range" else [spec[key]]) < 1:
+            raise ValueError("config loss psnr weighs each patch by 1 / its error, so nearly "
+                             f"noise-free patches would dominate it: data {key} must be 1 or "
+                             f"more, got {spec[key]!r}")
     model = config["model"]
     if not isinstance(model, dict):
         raise ValueError(f"config model must be a JSON object of DeepAM arguments, got {model!r}")

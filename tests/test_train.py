@@ -246,7 +246,9 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
         (lambda c: c["data"].update(seed="0"), "data seed must be an integer, got '0'"),
         (lambda c: c.update(loss="mse"), "config loss must be one of l1, l2, psnr, got 'mse'"),
         (lambda c: (c.update(loss="psnr"), c["data"].update(sigma_range=[0, 40])),
-         r"loss psnr .* sigma_range must start at 1 or more, got \[0, 40\]"),
+         r"loss psnr .* sigma_range must be 1 or more, got \[0, 40\]"),
+        (lambda c: (c.update(loss="psnr"), c["data"].pop("sigma_range"), c["data"].update(sigma=0.5)),
+         r"loss psnr .* data sigma must be 1 or more, got 0.5"),
         (lambda c: c.update(loss=["l2"]), r"config loss must be one of l1, l2, psnr, got \['l2'\]"),
     ],
 )
