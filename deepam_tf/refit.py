@@ -27,6 +27,9 @@ from deepam_tf.ops import differences
 from deepam_tf.restore import MAX_SIGMA, check_sigma
 
 logger = logging.getLogger("deepam_tf")
+# Below this noise level (0–255 scale) the PSNR loss, which weighs each image by 1 / its
+# error, is dominated by the nearly noise-free images.
+PSNR_LOSS_MIN_SIGMA = 1
 
 
 def _last_stage(model):
@@ -189,10 +192,10 @@ def refit_head(model, clean, sigma, *, first_layer=None, draws=1, loss="mse", ep
     rng = np.random.default_rng(seed)
     # A range's levels are drawn first, so one σ leaves the noise as it was.
     levels = _noise_levels(model, sigma, len(clean) * draws, rng)
-    if loss == "psnr" and np.min(sigma) < 1:
+    if loss == "psnr" and np.min(sigma) < PSNR_LOSS_MIN_SIGMA:
         logger.warning("the PSNR loss weighs each image by 1 / its error: images with noise "
-                       "levels below 1 (down to %g here) will dominate the fit; a range from "
-                       "1 or more is safer", np.min(sigma))
+                       "levels below %g (down to %g here) will dominate the fit; a range from "
+                       "%g or more is safer", PSNR_LOSS_MIN_SIGMA, np.min(sigma), PSNR_LOSS_MIN_SIGMA)
     targets = np.concatenate([clean] * draws)
     noisy = np.concatenate([clean + rng.normal(0, scale / 255, clean.shape).astype(np.float32)
                             for scale in levels.reshape(draws, -1, 1, 1, 1)])

@@ -34,11 +34,12 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from deepam_tf import data
 from deepam_tf.data import splits
 from deepam_tf.models import DeepAM
-from deepam_tf.refit import negative_psnr
+from deepam_tf.refit import PSNR_LOSS_MIN_SIGMA, negative_psnr
 
 
 # Per section: (required keys, optional keys). The model section takes DeepAM's arguments.
@@ -160,10 +161,10 @@ def check_config(config):
             raise ValueError(f"config data {error}") from None
     if task == "denoise" and loss == "psnr":
         key = "sigma" if "sigma" in spec else "sigma_range"
-        if min(spec[key] if key == "sigma_range" else [spec[key]]) < 1:
+        if np.min(spec[key]) < PSNR_LOSS_MIN_SIGMA:
             raise ValueError("config loss psnr weighs each patch by 1 / its error, so nearly "
-                             f"noise-free patches would dominate it: data {key} must be 1 or "
-                             f"more, got {spec[key]!r}")
+                             f"noise-free patches would dominate it: data {key} must be "
+                             f"{PSNR_LOSS_MIN_SIGMA} or more, got {spec[key]!r}")
     model = config["model"]
     if not isinstance(model, dict):
         raise ValueError(f"config model must be a JSON object of DeepAM arguments, got {model!r}")
