@@ -95,8 +95,7 @@ def main():
     predict = tf.function(lambda inputs: model(inputs, training=False))
     t = best_time(lambda: predict(keras_inputs).numpy(), repeats=3)
     psnr = quality(predict(keras_inputs))
-    keras_file = args.model if os.path.isfile(args.model) else os.path.join(
-        presets.PRESET_DIR, presets.list_presets()[args.model]["file"])
+    keras_file = presets.preset_file(args.model)
     rows.append(["Keras (DCT PCG, tol 1e-4)", f"{t * 1e3:.0f}", f"{os.path.getsize(keras_file) / 1e6:.1f}", *psnr])
 
     sm_feeds = {k: tf.constant(v) for k, v in feeds.items() if k != "noise_level"}

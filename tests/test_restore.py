@@ -1,4 +1,5 @@
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -93,6 +94,16 @@ def test_presets_index_and_unknown_name():
         load_preset("nope")
     with pytest.raises(ValueError, match="unknown preset"):
         DeepAM.from_preset("nope")
+
+
+def test_preset_file_is_the_file_a_name_loads(model_path):
+    from deepam_tf.models.presets import PRESET_DIR, preset_file
+
+    for name, meta in list_presets().items():  # aliases name their target's file
+        assert preset_file(name) == os.path.join(PRESET_DIR, meta["file"]) and os.path.isfile(preset_file(name))
+    assert preset_file(model_path) == model_path
+    with pytest.raises(ValueError, match="model file .*missing.keras does not exist"):
+        preset_file(os.path.join(os.path.dirname(model_path), "missing.keras"))
 
 
 def test_from_preset_loads_a_keras_file(model_path):

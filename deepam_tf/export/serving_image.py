@@ -5,7 +5,7 @@ in 16 bits. Plain TensorFlow ops only, so a SavedModel signature can run them.
 
 import tensorflow as tf
 
-EXIF_ORIENTATION = 0x0112
+from deepam_tf.image_io import EXIF_ORIENTATION
 _PNG_SIGNATURE = (0x89, 0x50, 0x4E, 0x47)
 _EXIF_APP1 = (0x45, 0x78, 0x69, 0x66, 0x00, 0x00)  # "Exif\0\0"
 _PNG_EXIF = (0x65, 0x58, 0x49, 0x66)  # "eXIf"

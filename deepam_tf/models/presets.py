@@ -52,22 +52,27 @@ def list_presets():
     return _index()
 
 
+def preset_file(name):
+    """The ``.keras`` file of a shipped preset ``name``, or ``name`` itself when it is the
+    path of a file; ValueError naming the problem otherwise."""
+    name = os.fspath(name)
+    if os.path.isfile(name):
+        return name
+    if os.path.isdir(name):
+        raise ValueError(f"model {name} is a folder; give a .keras file or a preset name")
+    if name.endswith(".keras") or os.sep in name:
+        raise ValueError(f"model file {name} does not exist")
+    index = _index()
+    if name not in index:
+        shipped = ", ".join(sorted(index)) or "none yet"
+        raise ValueError(f"unknown preset {name!r}; shipped presets: {shipped}")
+    return os.path.join(PRESET_DIR, index[name]["file"])
+
+
 def load_preset(name, dtype=None):
     """Loads a shipped preset by name, or a ``.keras`` file by path; ``dtype``: a Keras
     dtype policy to run it in (e.g. ``"mixed_bfloat16"``), default the stored one."""
-    name = os.fspath(name)
-    if os.path.isfile(name):
-        path = name
-    elif os.path.isdir(name):
-        raise ValueError(f"model {name} is a folder; give a .keras file or a preset name")
-    elif name.endswith(".keras") or os.sep in name:
-        raise ValueError(f"model file {name} does not exist")
-    else:
-        index = _index()
-        if name not in index:
-            shipped = ", ".join(sorted(index)) or "none yet"
-            raise ValueError(f"unknown preset {name!r}; shipped presets: {shipped}")
-        path = os.path.join(PRESET_DIR, index[name]["file"])
+    path = preset_file(name)
     # Registers the deepam_tf layers before deserialising.
     from deepam_tf.models.deepam import DeepAM
 
