@@ -47,7 +47,7 @@ CONFIG_KEYS = {
     "config": ({"model", "data", "epochs", "steps_per_epoch", "optimizer"},
                {"description", "loss", "l2", "backup_every_steps", "init"}),
     "data": (set(), {"task", "train", "channels", "patch_size", "batch_size", "sigma",
-                     "sigma_range", "seed", "scale"}),
+                     "sigma_range", "seed", "scale", "scales"}),
     "optimizer": ({"name", "learning_rate"},
                   {"momentum", "schedule", "decay_epochs", "decay_factor", "clipnorm",
                    "warmup_steps", "final_learning_rate_fraction", "ema"}),
@@ -154,6 +154,14 @@ def check_config(config):
         raise ValueError("config data for denoising needs train and one of sigma, sigma_range")
     if task == "depth_sr" and "scale" not in spec:
         raise ValueError("config data for depth_sr needs scale")
+    if "scales" in spec:
+        if task == "depth_sr":
+            raise ValueError("config data scales (rescaled training images) cannot be used for "
+                             "depth_sr, whose input is downsampled from the full-size depth map")
+        try:
+            data.check_scales(spec["scales"])
+        except ValueError as error:
+            raise ValueError(f"config data {error}") from None
     if task != "depth_sr":
         try:
             degradation_for(config)
@@ -298,6 +306,11 @@ def _check_patch_size(files, sizes, spec):
     if min(size) < patch_size:
         raise ValueError(f"config data patch_size {patch_size} does not fit in {path} "
                          f"({size[0]}x{size[1]}), the smallest training image")
+    scale = min(spec.get("scales", [1]))
+    if np.ceil(np.float32(min(size)) * np.float32(scale)) < patch_size:  # as rescale computes it
+        raise ValueError(f"config data patch_size {patch_size} does not fit in {path} "
+                         f"({size[0]}x{size[1]}, the smallest training image) resized by "
+                         f"{scale:g}, the smallest of data scales")
 
 
 def train_dataset(config, data_root=None):
@@ -309,6 +322,7 @@ def train_dataset(config, data_root=None):
         patch_size=spec.get("patch_size", 32),
         batch_size=spec.get("batch_size", 16),
         seed=spec.get("seed", 0),
+        scales=spec.get("scales"),
     )
 
 

@@ -32,6 +32,28 @@ def _as_uint8(array, what):
     return scaled.astype(np.uint8)
 
 
+def _rescaled_copies(arrays, samples, factors):
+    """``arrays`` with the images replaced by one copy of every sample per factor of the
+    config's data ``scales`` (:func:`deepam_tf.data.rescale`, rounded to 8 bits as MATLAB's
+    ``imresize`` of a uint8 image; a factor of 1 is the image itself). The sampler draws
+    images uniformly, so it draws the factors uniformly, as ``deepam train`` does."""
+    import tensorflow as tf
+
+    from deepam_tf import data
+
+    out = {k: v for k, v in arrays.items() if not k.startswith(("image_", "guidance_"))}
+    for copy, factor in enumerate(factors):
+        for i, sample in enumerate(samples):
+            for key, image in sample.items():
+                index = copy * len(samples) + i
+                if factor == 1:
+                    out[f"{key}_{index}"] = arrays[f"{key}_{i}"]
+                else:
+                    resized = data.rescale(tf.constant(image), factor).numpy()
+                    out[f"{key}_{index}"] = np.round(resized * 255.0).astype(np.uint8)
+    return out
+
+
 def keras_map(model):
     """``{dataset path in a .keras file's weights: Keras weight path}`` for ``model``'s
     architecture, read off a saved copy whose every element is a distinct number."""
@@ -111,17 +133,17 @@ def pack(config_path, output, preset=None, seed=0, data_root=None):
             gap = np.abs(expected["degraded"].numpy() - got).max()
             if gap > 1e-5:
                 raise AssertionError(f"numpy depth degradation differs from deepam_tf's by {gap}")
+    if "scales" in config["data"]:
+        arrays = _rescaled_copies(arrays, samples, data.check_scales(config["data"]["scales"]))
     if preset:
-        model = presets.load_preset(preset)
-        path = preset if os.path.isfile(preset) else os.path.join(
-            presets.PRESET_DIR, presets.list_presets()[preset]["file"])
+        model, path = presets.load_preset(preset), presets.preset_file(preset)
     else:
         keras.utils.set_random_seed(seed)
         model, path = train.build_model(config), None
     arrays.update(weight_arrays(model, path))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     np.savez_compressed(output, **arrays)
-    print(f"{output}: {len(samples)} samples, {len(model.weights)} weights, "
+    print(f"{output}: {sum(k.startswith('image_') for k in arrays)} samples, {len(model.weights)} weights, "
           f"{os.path.getsize(output) / 1e6:.1f} MB")
 
 

@@ -64,6 +64,42 @@ def test_stream_is_reproducible_from_the_seed(folder):
     assert np.abs(a - c).max() > 0
 
 
+def test_rescaled_patches_are_crops_of_the_resized_image():
+    # A 64x64 image at scale 0.5 is 32x32: a 32x32 patch of it is the whole resized image,
+    # which a constant image leaves constant and a ramp leaves a (smoother) ramp.
+    ramp = np.tile(np.linspace(0.1, 0.9, 64, dtype=np.float32), (64, 1))[:, :, None]
+    resized = data.rescale(tf.constant(ramp), 0.5).numpy()
+    assert resized.shape == (32, 32, 1)
+    assert np.all(np.diff(resized[0, :, 0]) > 0) and 0 <= resized.min() and resized.max() <= 1
+    assert data.rescale(tf.constant(ramp[:45, :45]), 0.7).shape == (32, 32, 1)  # ceil(31.5)
+    assert np.allclose(data.rescale(tf.fill([50, 40, 1], 0.25), 0.8).numpy(), 0.25, atol=1e-6)
+    samples = tf.data.Dataset.from_tensors({"image": tf.constant(ramp)})
+    noise = data.GaussianNoise(sigma=25)
+    batches = data.patch_dataset(samples, noise, patch_size=32, batch_size=4, augmentation=False,
+                                 scales=[0.5])
+    _, clean = next(iter(batches))
+    np.testing.assert_allclose(clean.numpy(), np.repeat(resized[None], 4, axis=0), atol=1e-6)
+    # With 1 among the scales, some patches are plain crops (steps of 0.8/63 per pixel)
+    # and others resized ones (twice that).
+    batches = data.patch_dataset(samples, noise, patch_size=32, batch_size=16, augmentation=False,
+                                 scales=[1, 0.5])
+    steps = np.diff(next(iter(batches))[1].numpy()[:, 16, 8:24, 0], axis=1).mean(axis=1) * 63 / 0.8
+    assert np.any(np.abs(steps - 1) < 0.05) and np.any(np.abs(steps - 2) < 0.1)
+
+
+@pytest.mark.parametrize("scales", [[], [0], [1.5], ["0.9"], 0.9, [True]])
+def test_bad_scales_are_refused(scales):
+    samples = tf.data.Dataset.from_tensors({"image": tf.zeros([64, 64, 1])})
+    with pytest.raises(ValueError, match=r"scales must be a non-empty list of factors in \(0, 1\]"):
+        data.patch_dataset(samples, data.GaussianNoise(sigma=25), scales=scales)
+
+
+def test_scales_are_refused_with_a_prepared_degradation():
+    samples = tf.data.Dataset.from_tensors({"image": tf.zeros([64, 64, 1]), "guidance": tf.zeros([64, 64, 3])})
+    with pytest.raises(ValueError, match="scales cannot be used .*DepthDownsampling"):
+        data.patch_dataset(samples, data.DepthDownsampling(4), scales=[1, 0.8])
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="no images"):
         data.list_images(str(tmp_path))

@@ -505,3 +505,31 @@ def test_resume_refuses_new_recipe_options_and_outputs_without_state(tmp_path, c
     _train_output(tmp_path / "old.npz", DeepAM(stages=1, channels=1), 1)
     with pytest.raises(ValueError, match="no training state"):
         jax_train.resume("p.npz", str(tmp_path / "o.npz"), str(tmp_path / "old.npz"))
+
+
+def test_a_pack_of_a_config_with_scales_holds_one_resized_copy_per_factor(tmp_path):
+    import imageio.v3 as iio
+    import skimage.data
+
+    from deepam_tf import data
+
+    folder = tmp_path / "data" / "train"
+    folder.mkdir(parents=True)
+    camera = skimage.data.camera()
+    for i in range(2):
+        iio.imwrite(folder / f"{i}.png", camera[i * 40: i * 40 + 40, :48])
+    config = {"model": {"stages": 1, "features": 8, "depth": 4, "gamma_layer": 3, "fusion_layer": 2},
+              "data": {"train": "train", "patch_size": 16, "sigma": 25, "scales": [0.5, 1]},
+              "epochs": 1, "steps_per_epoch": 1, "optimizer": {"name": "adam", "learning_rate": 1e-3}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    jax_pack.pack(str(tmp_path / "config.json"), str(tmp_path / "pack.npz"), data_root=str(tmp_path / "data"))
+    pack = np.load(tmp_path / "pack.npz")
+    assert sorted(k for k in pack.files if k.startswith("image_")) == [f"image_{i}" for i in range(4)]
+    for i in range(2):
+        clean = camera[i * 40: i * 40 + 40, :48, None]
+        half = data.rescale(tf.constant(clean / 255.0, tf.float32), 0.5).numpy() * 255
+        assert pack[f"image_{i}"].shape == (20, 24, 1)  # the factors in the config's order
+        assert np.abs(pack[f"image_{i}"].astype(float) - half).max() <= 0.5 + 1e-3
+        np.testing.assert_array_equal(pack[f"image_{i + 2}"], clean)
+    _, _, images = jax_train.load_pack(str(tmp_path / "pack.npz"))
+    np.testing.assert_array_equal(images["sizes"], [[20, 24], [20, 24], [40, 48], [40, 48]])

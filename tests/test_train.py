@@ -208,6 +208,20 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_patch_larger_than_a_rescaled_training_image_is_refused_naming_it(tmp_path):
+    config = _config(tmp_path)
+    iio.imwrite(tmp_path / "data" / "train" / "small.png", skimage.data.camera()[:40, :22])
+    config["data"]["scales"] = [1, 0.7]  # ceil(0.7 * 22) = 16 fits a 16x16 patch, 0.6 would not
+    train.check_config(config)
+    inputs, clean = next(iter(train.train_dataset(config, str(tmp_path / "data"))))
+    assert clean.shape == (4, 16, 16, 1)
+    config["data"]["scales"] = [1, 0.6]
+    with pytest.raises(ValueError, match=r"patch_size 16 does not fit in .*small.png \(40x22, the "
+                                         r"smallest training image\) resized by 0.6, the smallest"):
+        train.train(config, str(tmp_path / "run"), data_root=str(tmp_path / "data"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
@@ -250,6 +264,10 @@ def test_a_patch_larger_than_a_training_image_is_refused_naming_it(tmp_path):
         (lambda c: (c.update(loss="psnr"), c["data"].pop("sigma_range"), c["data"].update(sigma=0.5)),
          r"loss psnr .* data sigma must be 1 or more, got 0.5"),
         (lambda c: c.update(loss=["l2"]), r"config loss must be one of l1, l2, psnr, got \['l2'\]"),
+        (lambda c: c["data"].update(scales=[1, 0]), r"config data scales must be a non-empty list of factors "
+                                                    r"in \(0, 1\], .*got \[1, 0\]"),
+        (lambda c: c["data"].update(task="depth_sr", scale=4, scales=[1, 0.8]),
+         "data scales .* cannot be used for depth_sr"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):

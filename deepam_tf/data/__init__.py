@@ -13,12 +13,14 @@ from deepam_tf.data.pairs import check_pairs, find_overlaps, list_pairs, pair_ke
 from deepam_tf.data.pipelines import (
     IMAGE_EXTENSIONS,
     check_images,
+    check_scales,
     evaluation_dataset,
     image_dataset,
     list_images,
     patch_dataset,
     read_image,
     read_image_checked,
+    rescale,
     tfds_image_dataset,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "DepthDownsampling",
     "GaussianNoise",
     "check_images",
+    "check_scales",
     "check_pairs",
     "downsample_nearest",
     "find_overlaps",
@@ -56,5 +59,6 @@ __all__ = [
     "patch_dataset",
     "read_image",
     "read_image_checked",
+    "rescale",
     "tfds_image_dataset",
 ]

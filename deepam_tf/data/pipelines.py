@@ -139,7 +139,36 @@ def augment(sample, seed):
     return {k: transform(v) for k, v in sample.items()}
 
 
-def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0, augmentation=True):
+def check_scales(scales):
+    """``scales`` as a tuple of floats in (0, 1], or a ValueError naming the problem."""
+    if (not isinstance(scales, (list, tuple)) or not scales
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= 1
+                       for s in scales)):
+        raise ValueError(f"scales must be a non-empty list of factors in (0, 1], e.g. "
+                         f"[1, 0.9, 0.8, 0.7], got {scales!r}")
+    return tuple(float(s) for s in scales)
+
+
+def rescale(image, scale):
+    """``[H, W, C]`` resized by ``scale`` (a float or float tensor <= 1) to
+    ``ceil(scale * H) x ceil(scale * W)``: bicubic with antialiasing, as MATLAB's
+    ``imresize`` that DnCNN's patch generation uses at 1, 0.9, 0.8 and 0.7, clipped to
+    [0, 1]."""
+    size = tf.cast(tf.math.ceil(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
+    return tf.clip_by_value(tf.image.resize(image, size, method="bicubic", antialias=True), 0.0, 1.0)
+
+
+def random_rescale(sample, scales, seed):
+    """Every image of the sample :func:`rescale`-d by the same factor drawn uniformly
+    from ``scales``; a factor of 1 leaves them as they are."""
+    index = tf.random.stateless_uniform([], seed, 0, len(scales), tf.int32)
+    scale = tf.gather(tf.constant(scales, tf.float32), index)
+    return {k: tf.cond(scale < 1.0, lambda v=v: rescale(v, scale), lambda v=v: v)
+            for k, v in sample.items()}
+
+
+def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0, augmentation=True,
+                  scales=None):
     """Infinite batches of degraded random patches: ``(inputs, clean)``.
 
     Args:
@@ -148,7 +177,16 @@ def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0,
         patch_size, batch_size: patch side and batch size.
         seed: the whole stream (image order, crops, augmentation, noise) follows from it.
         augmentation: random flips and 90° rotations.
+        scales: ``None``, or factors in (0, 1] (e.g. ``[1, 0.9, 0.8, 0.7]``): each patch is
+            cut from its image resized by one of them, drawn uniformly
+            (:func:`random_rescale`). Not for a degradation with a ``prepare`` step (depth
+            SR), whose degraded input is made once from the full-size image.
     """
+    if scales is not None:
+        scales = check_scales(scales)
+        if hasattr(degradation, "prepare"):
+            raise ValueError("scales cannot be used with a degradation that prepares its input "
+                             f"from the full-size image ({type(degradation).__name__})")
     if hasattr(degradation, "prepare"):
         samples = samples.map(degradation.prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
     counter = tf.data.Dataset.counter()
@@ -156,7 +194,9 @@ def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0,
     images = samples.repeat().shuffle(256, seed=seed)
 
     def make(sample, s):
-        parts = tf.random.experimental.stateless_split(s, 3)
+        parts = tf.random.experimental.stateless_split(s, 4 if scales else 3)
+        if scales:
+            sample = random_rescale(sample, scales, parts[3])
         sample = random_patch(sample, patch_size, parts[0])
         if augmentation:
             sample = augment(sample, parts[1])
