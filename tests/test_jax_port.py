@@ -446,10 +446,10 @@ def test_a_run_starts_from_a_keras_file_read_without_tensorflow(tmp_path):
 def test_a_pack_names_a_shipped_preset_instead_of_holding_its_weights(tmp_path):
     # The pack travels with the repository, so a preset in it is read from there: the
     # pack holds zeros of each weight's shape (compressed to almost nothing).
-    from deepam_tf.models import list_presets, load_preset
-    from deepam_tf.models.presets import PRESET_DIR
+    from deepam_tf.models import load_preset
+    from deepam_tf.models.presets import preset_file
 
-    preset = os.path.join(PRESET_DIR, list_presets()["denoise_blind"]["file"])
+    preset = preset_file("denoise_blind")
     model = load_preset(preset)
     arrays = jax_pack.weight_arrays(model, preset)
     assert str(arrays["weights_file"]) == "deepam_tf/presets/denoise_blind.keras"
@@ -468,11 +468,12 @@ def test_a_pack_names_a_shipped_preset_instead_of_holding_its_weights(tmp_path):
 
 
 def test_every_shipped_denoiser_reads_through_one_keras_map():
-    from deepam_tf.models import list_presets, load_preset, presets
+    from deepam_tf.models import load_preset
+    from deepam_tf.models.presets import preset_file
 
     keras_map = jax_pack.keras_map(load_preset("denoise_blind"))
     for name in ("denoise_blind", "denoise_sigma15", "denoise_sigma25", "denoise_sigma50"):
-        path = os.path.join(presets.PRESET_DIR, list_presets()[name]["file"])
+        path = preset_file(name)
         read, frozen = convert.keras_weights(path, keras_map)
         assert frozen == (name != "denoise_blind")
         if name == "denoise_sigma50":
