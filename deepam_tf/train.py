@@ -155,11 +155,8 @@ def check_config(config):
     if task == "depth_sr" and "scale" not in spec:
         raise ValueError("config data for depth_sr needs scale")
     if "scales" in spec:
-        if task == "depth_sr":
-            raise ValueError("config data scales (rescaled training images) cannot be used for "
-                             "depth_sr, whose input is downsampled from the full-size depth map")
         try:
-            data.check_scales(spec["scales"])
+            data.check_scales(spec["scales"], degradation_for(config))
         except ValueError as error:
             raise ValueError(f"config data {error}") from None
     if task != "depth_sr":

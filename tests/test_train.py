@@ -267,7 +267,8 @@ def test_a_patch_larger_than_a_rescaled_training_image_is_refused_naming_it(tmp_
         (lambda c: c["data"].update(scales=[1, 0]), r"config data scales must be a non-empty list of factors "
                                                     r"in \(0, 1\], .*got \[1, 0\]"),
         (lambda c: c["data"].update(task="depth_sr", scale=4, scales=[1, 0.8]),
-         "data scales .* cannot be used for depth_sr"),
+         r"config data scales cannot be used with a degradation that prepares its input from the "
+         r"full-size image \(DepthDownsampling\)"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key_before_anything_is_written(tmp_path, change, match):

@@ -139,13 +139,18 @@ def augment(sample, seed):
     return {k: transform(v) for k, v in sample.items()}
 
 
-def check_scales(scales):
-    """``scales`` as a tuple of floats in (0, 1], or a ValueError naming the problem."""
+def check_scales(scales, degradation=None):
+    """``scales`` as a tuple of floats in (0, 1], or a ValueError naming the problem; also
+    when ``degradation`` has a ``prepare`` step (depth SR), which makes its input once from
+    the full-size image, so a resized image would not match it."""
     if (not isinstance(scales, (list, tuple)) or not scales
             or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= 1
                        for s in scales)):
         raise ValueError(f"scales must be a non-empty list of factors in (0, 1], e.g. "
                          f"[1, 0.9, 0.8, 0.7], got {scales!r}")
+    if hasattr(degradation, "prepare"):
+        raise ValueError("scales cannot be used with a degradation that prepares its input "
+                         f"from the full-size image ({type(degradation).__name__})")
     return tuple(float(s) for s in scales)
 
 
@@ -183,10 +188,7 @@ def patch_dataset(samples, degradation, *, patch_size=32, batch_size=16, seed=0,
             SR), whose degraded input is made once from the full-size image.
     """
     if scales is not None:
-        scales = check_scales(scales)
-        if hasattr(degradation, "prepare"):
-            raise ValueError("scales cannot be used with a degradation that prepares its input "
-                             f"from the full-size image ({type(degradation).__name__})")
+        scales = check_scales(scales, degradation)
     if hasattr(degradation, "prepare"):
         samples = samples.map(degradation.prepare, num_parallel_calls=tf.data.AUTOTUNE).cache()
     counter = tf.data.Dataset.counter()
