@@ -154,14 +154,11 @@ def check_config(config):
         raise ValueError("config data for denoising needs train and one of sigma, sigma_range")
     if task == "depth_sr" and "scale" not in spec:
         raise ValueError("config data for depth_sr needs scale")
-    if "scales" in spec:
+    if task != "depth_sr" or "scales" in spec:
         try:
-            data.check_scales(spec["scales"], degradation_for(config))
-        except ValueError as error:
-            raise ValueError(f"config data {error}") from None
-    if task != "depth_sr":
-        try:
-            degradation_for(config)
+            degradation = degradation_for(config)
+            if "scales" in spec:
+                data.check_scales(spec["scales"], degradation)
         except ValueError as error:
             raise ValueError(f"config data {error}") from None
     if task == "denoise" and loss == "psnr":

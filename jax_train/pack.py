@@ -44,8 +44,8 @@ def _rescaled_copies(arrays, samples, factors):
     out = {k: v for k, v in arrays.items() if not k.startswith(("image_", "guidance_"))}
     for copy, factor in enumerate(factors):
         for i, sample in enumerate(samples):
+            index = copy * len(samples) + i
             for key, image in sample.items():
-                index = copy * len(samples) + i
                 if factor == 1:
                     out[f"{key}_{index}"] = arrays[f"{key}_{i}"]
                 else:
