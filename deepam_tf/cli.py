@@ -45,7 +45,8 @@ def _demo(args):
 def _sources_and_targets(inputs, output):
     """``(source, target)`` per input image. Without ``output``: a folder's images go to
     the sibling folder ``FOLDER_denoised/`` and a file's to ``NAME_denoised.EXT`` beside
-    it; with ``output``: that file (one input file; into it if it is a folder) or folder."""
+    it; with ``output``: that file (one input file; into it if it is a folder) or folder.
+    A file in a format read but not written (``.gif``) goes to PNG (:func:`_written_as`)."""
     from deepam_tf.data import list_images
 
     pairs = []
@@ -64,14 +65,13 @@ def _sources_and_targets(inputs, output):
             folder = os.path.normpath(item) + "_denoised" if output is None else output
             pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
         elif output is None:
-            stem, extension = os.path.splitext(item)
-            extension = extension if extension.lower() in IMAGE_EXTENSIONS else ".png"
+            stem, extension = os.path.splitext(_written_as(item))
             pairs.append((item, f"{stem}_denoised{extension}"))
         elif len(inputs) == 1 and not os.path.isdir(output):
             pairs.append((item, output))
         else:
             # Like cp: a folder as the output receives the file under its own name.
-            pairs.append((item, os.path.join(output, os.path.basename(item))))
+            pairs.append((item, os.path.join(output, os.path.basename(_written_as(item)))))
     seen = {}
     for source, target in pairs:
         check_writable(target)
@@ -80,6 +80,13 @@ def _sources_and_targets(inputs, output):
             raise ValueError(f"{seen[key]} and {source} would both be written to {target}")
         seen[key] = source
     return pairs
+
+
+def _written_as(path):
+    """``path``, or with ``.png`` for an extension this package reads but does not write
+    (an input read through imageio, e.g. ``.gif``)."""
+    stem, extension = os.path.splitext(path)
+    return path if extension.lower() in IMAGE_EXTENSIONS else stem + ".png"
 
 
 def _destination(pairs):

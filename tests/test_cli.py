@@ -172,6 +172,27 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_an_input_in_a_format_not_written_goes_into_an_output_folder_as_png(tmp_path, capsys):
+    import skimage.data
+
+    from deepam_tf import DeepAM
+
+    model = tmp_path / "m.keras"
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True).save(model)
+    iio.imwrite(tmp_path / "scan.gif", skimage.data.camera()[:16, :24])
+    iio.imwrite(tmp_path / "b.png", skimage.data.camera()[:16, :24])
+    code = cli.main(["denoise", str(tmp_path / "scan.gif"), str(tmp_path / "b.png"), "--sigma", "10",
+                     "--model", str(model), "-o", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png", "scan.png"]
+    assert iio.imread(tmp_path / "out" / "scan.png").shape[:2] == (16, 24)
+    # Named explicitly, such an output is still refused, before any work.
+    code = cli.main(["denoise", str(tmp_path / "scan.gif"), "--sigma", "10", "--model", str(model),
+                     "-o", str(tmp_path / "again.gif")])
+    assert code == 1 and "cannot write .gif images" in capsys.readouterr().err
+    assert not (tmp_path / "again.gif").exists()
+
+
 def test_a_fixed_sigma_preset_brings_its_sigma_to_the_command_line(tmp_path, capsys):
     import skimage.data
 
