@@ -19,7 +19,7 @@ weights in the optimizer (Keras' ``use_ema``; backed up and resumed with it).
 ``"model": {"freeze_batch_norm": true, ...}`` runs every batch-norm layer in inference
 mode with its scale, offset and statistics fixed: fine-tune a model this way on data
 narrower than it was trained on (one σ, say), where the moving statistics would drift to
-that data's (README, model card: fine-tuning the blind denoiser on σ=50 alone loses
+that data's (benchmarks/denoising_log.md: fine-tuning the blind denoiser on σ=50 alone loses
 0.57 dB in 500 steps with them, nothing with them frozen). The saved models keep it.
 
 ``output_dir`` receives ``model.keras`` (after every epoch; with ``ema``, also

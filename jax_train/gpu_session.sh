@@ -99,7 +99,7 @@ for s in 15 25 50; do
 done
 # The same specialisations with batch norm frozen: the ones above lost to the blind model
 # because the moving statistics drift to one σ's batches (a CPU σ=50 fine-tune: -0.34 dB
-# after 250 steps; frozen, level; README model card). Unrolled solves, batch 512.
+# after 250 steps; frozen, level; benchmarks/denoising_log.md). Unrolled solves, batch 512.
 for s in 15 25 50; do
     named denoise_sigma${s}_frozen denoise.npz --sigma $s --freeze-batch-norm --warmup 0.05 \
         --batch-size 512 --patch-size 32 --learning-rate 2e-4 --pcg-iterations 8 --ema 0.999
