@@ -301,7 +301,7 @@ def _check_patch_size(files, sizes, spec):
         raise ValueError(f"config data patch_size {patch_size} does not fit in {path} "
                          f"({size[0]}x{size[1]}), the smallest training image")
     scale = min(spec.get("scales", [1]))
-    if np.ceil(np.float32(min(size)) * np.float32(scale)) < patch_size:  # as rescale computes it
+    if int(data.rescaled_size(min(size), scale)) < patch_size:
         raise ValueError(f"config data patch_size {patch_size} does not fit in {path} "
                          f"({size[0]}x{size[1]}, the smallest training image) resized by "
                          f"{scale:g}, the smallest of data scales")

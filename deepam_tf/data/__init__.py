@@ -21,6 +21,7 @@ from deepam_tf.data.pipelines import (
     read_image,
     read_image_checked,
     rescale,
+    rescaled_size,
     tfds_image_dataset,
 )
 
@@ -60,5 +61,6 @@ __all__ = [
     "read_image",
     "read_image_checked",
     "rescale",
+    "rescaled_size",
     "tfds_image_dataset",
 ]

@@ -154,12 +154,18 @@ def check_scales(scales, degradation=None):
     return tuple(float(s) for s in scales)
 
 
+def rescaled_size(size, scale):
+    """``ceil(scale * size)`` in float32, elementwise (int32): the side(s) :func:`rescale`
+    gives an image of side(s) ``size``."""
+    return tf.cast(tf.math.ceil(tf.cast(size, tf.float32) * scale), tf.int32)
+
+
 def rescale(image, scale):
     """``[H, W, C]`` resized by ``scale`` (a float or float tensor <= 1) to
-    ``ceil(scale * H) x ceil(scale * W)``: bicubic with antialiasing, as MATLAB's
-    ``imresize`` that DnCNN's patch generation uses at 1, 0.9, 0.8 and 0.7, clipped to
-    [0, 1]."""
-    size = tf.cast(tf.math.ceil(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
+    :func:`rescaled_size` ``ceil(scale * H) x ceil(scale * W)``: bicubic with
+    antialiasing, as MATLAB's ``imresize`` that DnCNN's patch generation uses at 1, 0.9,
+    0.8 and 0.7, clipped to [0, 1]."""
+    size = rescaled_size(tf.shape(image)[:2], scale)
     return tf.clip_by_value(tf.image.resize(image, size, method="bicubic", antialias=True), 0.0, 1.0)
 
 
