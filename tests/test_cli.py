@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -5,7 +8,12 @@ import pytest
 from deepam_tf import cli
 
 
-def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys):
+def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
+    from deepam_tf import metrics
+
+    measured = []
+    psnr = metrics.psnr
+    monkeypatch.setattr(metrics, "psnr", lambda *a, **k: measured.append(psnr(*a, **k)) or measured[-1])
     out = tmp_path / "demo.png"
     assert cli.main(["denoise", "-o", str(out)]) == 0
     panel = iio.imread(out)
@@ -14,6 +22,12 @@ def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys):
     assert "DeepAM preset denoise_sigma25" in printed.splitlines()[0]  # the σ=25 specialist
     noisy, restored = (float(line.split("PSNR")[1].split()[0]) for line in printed.splitlines()[1:3])
     assert restored > noisy + 6
+    # The README's first paragraph quotes the demo's PSNRs; they must be today's, rounded.
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"\(([\d.]+) dB\s+noisy, ([\d.]+) dB restored\)", readme)
+    assert quoted, "README no longer quotes the demo's PSNRs"
+    for text, value in zip(quoted.groups(), measured):
+        assert abs(float(text) - value) < 0.0053, (text, value)
     before = out.read_bytes()
     assert cli.main(["denoise", "-o", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err

@@ -33,6 +33,8 @@ def test_shipped_denoiser_keeps_its_quality(name):
     noisy = clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape).astype(np.float32)
     psnr = metrics.psnr(clean, denoise(noisy, sigma, model=name))
     assert psnr >= floor, (name, psnr)
+    # The index records the value the floor was set from; it must be what the preset gives.
+    assert abs(psnr - meta[f"camera_sigma{sigma}_psnr"]) < 5e-3, (name, psnr)
 
 
 @pytest.mark.parametrize("name", DENOISERS)
