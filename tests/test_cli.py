@@ -11,9 +11,13 @@ from deepam_tf import cli
 def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
     from deepam_tf import metrics
 
-    measured = []
-    psnr = metrics.psnr
-    monkeypatch.setattr(metrics, "psnr", lambda *a, **k: measured.append(psnr(*a, **k)) or measured[-1])
+    measured, psnr = [], metrics.psnr
+
+    def recording_psnr(*args, **kwargs):  # the demo's PSNRs before they are rounded for print
+        measured.append(psnr(*args, **kwargs))
+        return measured[-1]
+
+    monkeypatch.setattr(metrics, "psnr", recording_psnr)
     out = tmp_path / "demo.png"
     assert cli.main(["denoise", "-o", str(out)]) == 0
     panel = iio.imread(out)
@@ -26,6 +30,7 @@ def test_demo_writes_panel_and_refuses_to_overwrite(tmp_path, capsys, monkeypatc
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     quoted = re.search(r"\(([\d.]+) dB\s+noisy, ([\d.]+) dB restored\)", readme)
     assert quoted, "README no longer quotes the demo's PSNRs"
+    assert len(measured) == 2, measured
     for text, value in zip(quoted.groups(), measured):
         assert abs(float(text) - value) < 0.0053, (text, value)
     before = out.read_bytes()
