@@ -101,8 +101,10 @@ def with_dtype(model, dtype):
 
 def save_preset(model, name, **metadata):
     """Saves ``model`` (weights and config, no optimizer state) as preset ``name`` in the
-    package and records ``metadata`` (e.g. ``psnr``, ``camera_sigma25_floor``, recipe) in
-    ``index.json``."""
+    package and records ``metadata`` (e.g. ``psnr``, recipe) in ``index.json``. A
+    denoiser records ``camera_sigmaS_psnr`` (skimage's camera at its σ, noise seed 0) and
+    ``camera_sigmaS_floor``: the quality test fails when the preset falls under the floor
+    or no longer gives the recorded PSNR."""
     os.makedirs(PRESET_DIR, exist_ok=True)
     file = f"{name}.keras"
     model.save(os.path.join(PRESET_DIR, file), include_optimizer=False)
