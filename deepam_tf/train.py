@@ -25,9 +25,10 @@ that data's (benchmarks/denoising_log.md: fine-tuning the blind denoiser on σ=5
 ``output_dir`` receives ``model.keras`` (after every epoch; with ``ema``, also
 ``model_ema.keras``, the same model with the averaged weights and batch-norm statistics
 recomputed for them, :func:`recompute_batch_norm`), ``backup/`` (BackupAndRestore:
-a killed run restarts from its last backup, mid-epoch included, and still stops after
-the configured number of steps), ``logs/`` (TensorBoard) and
-``history.csv`` (CSVLogger, appended across restarts).
+a killed run restarts from its last backup, mid-epoch included, finishes that epoch's
+remaining steps and stops after the configured number of steps, as a run never killed
+does), ``logs/`` (TensorBoard) and ``history.csv`` (CSVLogger, appended across restarts:
+one row per finished epoch).
 """
 
 import json
@@ -321,27 +322,47 @@ def train_dataset(config, data_root=None):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' callback with the resumed epoch kept: Keras 3 starts its epoch counter at 0
-    after a resume, so backups written before the next epoch end record epoch 0 and a
-    second interruption would rerun every epoch."""
+    """Keras' callback, resumed in the epoch of the step its backup holds. Keras 3 takes
+    the epoch from the backup's metadata, which is the last finished epoch (or 0 in
+    backups written after a resume, before the next epoch end), and reruns that epoch
+    whole; here the epoch is the optimizer's step count over ``steps_per_epoch``, and
+    :class:`EpochsBySteps` ends it at its last step."""
+
+    def __init__(self, backup_dir, steps_per_epoch, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.steps_per_epoch = steps_per_epoch
+
+    def _load_model(self):
+        super()._load_model()
+        if os.path.exists(self._weights_path):
+            self.model._initial_epoch = int(self.model.optimizer.iterations.numpy()) // self.steps_per_epoch
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._current_epoch = getattr(self.model, "_initial_epoch", None) or 0
 
 
-class StopAtStep(keras.callbacks.Callback):
-    """Ends training once the optimizer has taken ``steps`` steps. Keras 3 resumes a backup
-    with its weights, optimizer state and epoch but reruns that epoch's steps from its
-    start, which would overrun the schedule; this keeps a resumed run's total exact."""
+class EpochsBySteps(keras.callbacks.Callback):
+    """Keeps epochs on step boundaries: epoch ``e`` ends after step ``(e + 1) *
+    steps_per_epoch`` of the optimizer, also when a resumed run starts inside it, and
+    training ends after ``steps``. Without it a resumed epoch would rerun all its steps
+    and overrun the schedule, and later epochs would end off their boundaries."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, steps_per_epoch):
         super().__init__()
-        self.steps = steps
+        self.steps, self.steps_per_epoch = steps, steps_per_epoch
+        self._epoch_cut = False
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step >= self.steps:
             self.model.stop_training = True
+        elif step % self.steps_per_epoch == 0 and batch + 1 < self.steps_per_epoch and not self.model.stop_training:
+            self.model.stop_training = self._epoch_cut = True  # ends the epoch; on_epoch_end goes on
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epoch_cut:
+            self.model.stop_training = self._epoch_cut = False
 
 
 def recompute_batch_norm(model, batches):
@@ -437,13 +458,12 @@ def train(config, output_dir, data_root=None, verbose=1, epochs=None):
     with open(os.path.join(output_dir, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
     callbacks = [
-        BackupAndRestore(
-            os.path.join(output_dir, "backup"), save_freq=config.get("backup_every_steps", "epoch")
-        ),
+        BackupAndRestore(os.path.join(output_dir, "backup"), config["steps_per_epoch"],
+                         save_freq=config.get("backup_every_steps", "epoch")),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "model.keras")),
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), profile_batch=0),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
-        StopAtStep((epochs or config["epochs"]) * config["steps_per_epoch"]),
+        EpochsBySteps((epochs or config["epochs"]) * config["steps_per_epoch"], config["steps_per_epoch"]),
     ]
     if "ema" in config["optimizer"]:
         batches = [] if model.freeze_batch_norm else batch_norm_batches(config, data_root)

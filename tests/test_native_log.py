@@ -15,14 +15,6 @@ def test_importing_the_package_prints_nothing():
     assert done.stderr == "" and done.stdout == ""
 
 
-def test_the_demo_command_prints_only_its_report(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DEEPAM_NATIVE_LOG", "TF_CPP_MIN_LOG_LEVEL")}
-    done = subprocess.run([sys.executable, "-m", "deepam_tf.cli", "denoise", "-o", str(tmp_path / "d.png")],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0 and done.stderr == ""
-    assert done.stdout.splitlines()[0].startswith("camera, sigma=25")
-
-
 def test_native_text_is_hidden_unless_the_block_fails(capfd):
     with captured_native_stderr():
         os.write(2, b"native chatter\n")

@@ -26,6 +26,7 @@ MAX_TILE_BYTES = 1 << 30  # ... and at most 1 GiB
 FULL_IMAGE_MAPS_PER_CHANNEL = 20
 
 _STAGE_FUNCTIONS = weakref.WeakKeyDictionary()
+_SOLVE_FUNCTIONS = {}
 
 
 def receptive_radius(model):
@@ -124,19 +125,27 @@ class _StageCNN:
         return tf.cast(v, tf.float32), tf.cast(self.gamma_net(gamma_features), tf.float32)
 
 
-class _StageSolve:
-    """Stage k's reconstruction ``f, v, γ -> u``."""
+def _solve_function(layer, channels):
+    """The traced reconstruction ``f, v, γ -> u`` of a :class:`Reconstruction` layer's
+    solver options. The layer has no weights, so every stage of every model with the same
+    options and channel count shares one trace (each would take about half a second)."""
+    import tensorflow as tf
 
-    def __init__(self, model, k):
-        self.reconstruction = model.get_layer(f"stage{k}_reconstruction")
+    from deepam_tf.layers import Reconstruction
 
-    def __call__(self, f, v, gamma):
-        return self.reconstruction(f, v, gamma)
+    options = {k: layer.get_config()[k] for k in ("iterations", "tolerance", "preconditioner", "unrolled")}
+    key = (channels, *sorted(options.items()))
+    if key not in _SOLVE_FUNCTIONS:
+        image_spec = tf.TensorSpec([None, None, None, channels], tf.float32)
+        v_spec = tf.TensorSpec([None, None, None, 2 * channels], tf.float32)
+        _SOLVE_FUNCTIONS[key] = tf.function(Reconstruction(**options), autograph=False,
+                                            input_signature=[image_spec, v_spec, image_spec])
+    return _SOLVE_FUNCTIONS[key]
 
 
 def _stage_functions(model):
     """Traced per-stage CNN and reconstruction, with unknown batch and spatial sizes so
-    tiles of every shape share one trace. Each is a callable object, not a closure:
+    tiles of every shape share one trace. Each CNN is a callable object, not a closure:
     TensorFlow counts traces per Python code object and warns of "excessive retracing"
     when closures of several models and stages, each traced once, add up."""
     import tensorflow as tf
@@ -147,12 +156,10 @@ def _stage_functions(model):
     image_spec = tf.TensorSpec([None, None, None, c], tf.float32)
     guidance_spec = tf.TensorSpec([None, None, None, max(g, 1)], tf.float32)
     level_spec = tf.TensorSpec([None, 1], tf.float32)
-    v_spec = tf.TensorSpec([None, None, None, 2 * c], tf.float32)
     functions = [
         (tf.function(_StageCNN(model, k), input_signature=[image_spec, guidance_spec, level_spec],
                      autograph=False),
-         tf.function(_StageSolve(model, k), input_signature=[image_spec, v_spec, image_spec],
-                     autograph=False))
+         _solve_function(model.get_layer(f"stage{k}_reconstruction"), c))
         for k in range(1, model.stages + 1)
     ]
     _STAGE_FUNCTIONS[model] = functions
