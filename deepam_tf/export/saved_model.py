@@ -87,20 +87,16 @@ class _Serving:
         def channels_last(batch):
             return tf.transpose(batch[..., 0], [1, 2, 0])
 
-        def gray():  # each channel at σ: gray, or R, G and B
-            sigmas = tf.fill([colours], level)
-            return channels_last(self.restore(channels_first(colour_part), sigma=sigmas))
-
-        def rgb():
-            matrix = tf.constant(colour.OPPONENT.T, tf.float32)
-            offset = tf.constant(colour.OFFSET, tf.float32)
-            opponent = tf.tensordot(colour_part, matrix, 1) + offset
-            sigmas = level * tf.constant(colour.NOISE_SCALE, tf.float32)
-            restored = channels_last(self.restore(channels_first(opponent), sigma=sigmas))
-            inverse = tf.constant(colour.INVERSE.T, tf.float32)
-            return tf.tensordot(restored - offset, inverse, 1)
-
-        restored = tf.cond(tf.logical_and(tf.equal(colours, 3), opponent), rgb, gray)
+        # One model call for either colour handling (each call traces the whole cascade).
+        use_opponent = tf.logical_and(tf.equal(colours, 3), opponent)
+        matrix, inverse = (tf.constant(m.T, tf.float32) for m in (colour.OPPONENT, colour.INVERSE))
+        offset = tf.constant(colour.OFFSET, tf.float32)
+        planes, sigmas = tf.cond(  # the opponent channels at their noise levels, or each channel at σ
+            use_opponent,
+            lambda: (tf.tensordot(colour_part, matrix, 1) + offset, level * tf.constant(colour.NOISE_SCALE, tf.float32)),
+            lambda: (colour_part, tf.fill([colours], level)))
+        restored = channels_last(self.restore(channels_first(planes), sigma=sigmas))
+        restored = tf.cond(use_opponent, lambda: tf.tensordot(restored - offset, inverse, 1), lambda: restored)
         return tf.concat([tf.clip_by_value(restored, 0.0, 1.0), alpha], axis=-1)
 
     def restore_encoded(self, image_bytes, guidance_bytes=None, sigma=None):
