@@ -1,5 +1,6 @@
 """DeepAM(3) speed: inference time per size, achieved conv GFLOP/s, the reconstruction's
-share, peak memory, and one training step on 64 patches of 32x32.
+share, peak memory, one training step on 64 patches of 32x32, and what the first
+``deepam_tf.denoise`` call of a process costs (import, preset load and tracing).
 
     python benchmarks/speed.py [--weights model.keras]
 
@@ -12,6 +13,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -89,13 +91,31 @@ def training_step():
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def first_call(preset="denoise_sigma25", size=(321, 481)):
+    """A fresh process's import of deepam_tf, its first denoise call (which loads the
+    preset and traces each stage) and a later call, on a BSD68-sized image."""
+    start = time.perf_counter()
+    from deepam_tf import denoise
+
+    imported = time.perf_counter() - start
+    image = test_image(size)
+    noisy = image + np.random.default_rng(0).normal(0, 25 / 255, image.shape).astype(np.float32)
+    start = time.perf_counter()
+    denoise(noisy, 25, model=preset)
+    first = time.perf_counter() - start
+    later = best_time(lambda: denoise(noisy, 25, model=preset), repeats=2, warmup=0)
+    return {"import": imported, "first": first, "later": later, "preset": preset,
+            "size": f"{size[1]}x{size[0]}"}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--weights")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = training_step() if args.one == "train" else measure(tuple(json.loads(args.one)), args.weights)
+        result = ({"train": training_step, "first": first_call}[args.one]() if args.one in ("train", "first")
+                  else measure(tuple(json.loads(args.one)), args.weights))
         print("RESULT " + json.dumps(result))
         return
 
@@ -116,6 +136,10 @@ def main():
     t = run("train")
     print(f"\nOne training step, 64 patches of 32x32 (Adam): {t['seconds']:.2f} s, "
           f"{t['gflops']:.0f} GFLOP/s, peak RSS {t['peak_rss_mb']:.0f} MB")
+    f = run("first")
+    print(f"\nA fresh process, {f['size']}, deepam_tf.denoise with preset {f['preset']}: import "
+          f"{f['import']:.2f} s, first call {f['first']:.2f} s, later calls {f['later']:.2f} s "
+          f"(loading and tracing: {f['first'] - f['later']:.2f} s)")
 
 
 if __name__ == "__main__":
