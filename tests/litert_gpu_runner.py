@@ -6,8 +6,9 @@ accelerator and TensorFlow crash when loaded in one process)::
 
     python litert_gpu_runner.py MODEL.tflite INPUTS.npz OUTPUT.npy {f32|f16}
 
-which prints ``fully_accelerated=<bool>`` and exits 3 when the GPU accelerator is
-unavailable.
+which prints ``fully_accelerated=<bool>`` and exits 3 when the GPU accelerator does not
+take the model: where it is unavailable, or where it rejects that model
+(:func:`accelerator_available` tells which).
 """
 
 import os
@@ -34,6 +35,20 @@ def run_on_lavapipe(data, feeds, precision, work):
     returned = np.load(output) if result.returncode == 0 else None
     return (result.returncode, result.stdout + result.stderr, returned,
             "fully_accelerated=True" in result.stdout)
+
+
+def accelerator_available(work):
+    """Whether LiteRT's GPU accelerator runs here at all: a one-convolution model on it. A
+    model that fails where this runs was rejected for what it is, not for the machine."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32, name="image")])
+    def blur(image):
+        return {"restored": tf.nn.conv2d(image, tf.ones([3, 3, 1, 1]) / 9, 1, "SAME")}
+
+    data = tf.lite.TFLiteConverter.from_concrete_functions([blur.get_concrete_function()]).convert()
+    returncode, _, output, _ = run_on_lavapipe(data, {"image": np.ones((1, 8, 8, 1), np.float32)}, "f32", work)
+    return returncode == 0 and np.allclose(output[0, 4, 4], 1.0)
 
 
 def _main(model_path, inputs_path, output_path, precision):

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from litert_gpu_runner import LAVAPIPE, UNAVAILABLE, run_on_lavapipe
+from litert_gpu_runner import LAVAPIPE, UNAVAILABLE, accelerator_available, run_on_lavapipe
 
 from deepam_tf import DeepAM
 from deepam_tf.export import tflite
@@ -180,6 +180,7 @@ def test_gpu_accelerator_runs_every_op(model, tmp_path, precision, bound, rgb):
              "noise_level": np.full((1, 1), 0.1, np.float32)}
     returncode, printed, output, fully_accelerated = run_on_lavapipe(data, feeds, precision, str(tmp_path))
     if returncode == UNAVAILABLE:
+        assert not accelerator_available(str(tmp_path)), f"the GPU accelerator rejects the export: {printed[-2000:]}"
         pytest.skip(f"NO GPU-DELEGATE CHECK: LiteRT GPU accelerator unavailable: {printed[-300:]}")
     assert returncode == 0, printed[-2000:]
     assert fully_accelerated
