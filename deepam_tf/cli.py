@@ -25,7 +25,7 @@ def _demo(args):
     from deepam_tf.models import list_presets
     from deepam_tf.restore import denoise
 
-    check_writable(args.output)
+    check_writable(args.output, args.overwrite)
     sigma = args.sigma or DEMO_SIGMA
     clean = skimage.data.camera().astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
@@ -125,6 +125,7 @@ def _denoise_files(args):
         try:
             if os.path.abspath(source) == os.path.abspath(target):
                 raise ValueError(f"{target}: output would overwrite its input")
+            check_writable(target, args.overwrite)  # before the work, not after it
             image = read_image_file(source, keep_alpha=True)  # denoise keeps alpha as is
             if fixed_sigma is None:  # denoise estimates it again, and picks the model by it
                 estimates.append(f"{source}: estimated sigma {estimate_sigma(image):.2f}")
@@ -159,7 +160,7 @@ def _one_channel(image, path, what):
 def _upsample_depth(args):
     from deepam_tf.restore import upsample_depth
 
-    check_writable(args.output)
+    check_writable(args.output, args.overwrite)
     depth = _one_channel(read_image_file(args.depth), args.depth, "depth")
     rgb = read_image_file(args.rgb)
     if rgb.ndim != 3:
@@ -179,7 +180,7 @@ def _upsample_depth(args):
 def _restore_nir(args):
     from deepam_tf.restore import restore_with_nir
 
-    check_writable(args.output)
+    check_writable(args.output, args.overwrite)
     rgb = read_image_file(args.rgb, keep_alpha=True)  # restore_with_nir keeps alpha as is
     if split_alpha(rgb)[0].ndim != 3:
         raise ValueError(f"{args.rgb}: the image to restore must be a colour (RGB) image, got a "

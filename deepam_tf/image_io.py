@@ -231,12 +231,16 @@ def as_unit_float(image):
     return image.astype(np.float32) / np.float32(scale)
 
 
-def check_writable(path):
-    """ValueError unless ``path`` names a format this module writes (no extension: PNG)."""
+def check_writable(path, overwrite=True):
+    """ValueError unless ``path`` names a format this module writes (no extension: PNG);
+    FileExistsError where it exists and not ``overwrite``. Commands call it before their
+    work, so that a refusal does not come after minutes of it."""
     extension = os.path.splitext(path)[1].lower()
     if extension and extension not in IMAGE_EXTENSIONS:
         raise ValueError(f"{path}: cannot write {extension} images; use one of "
                          f"{', '.join(IMAGE_EXTENSIONS)}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
 
 
 def write_image_file(path, image, overwrite=False, icc_profile=None):
@@ -247,9 +251,7 @@ def write_image_file(path, image, overwrite=False, icc_profile=None):
     that of an ``[H, W, 2|4]`` image is dropped. Both are logged. WebP is written lossless
     and holds colour only: a gray image goes in as RGB. ``icc_profile`` (bytes, see
     :func:`read_icc_profile`) is embedded in PNG, JPEG, WebP and TIFF (BMP holds none)."""
-    check_writable(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    check_writable(path, overwrite)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output folder {directory} does not exist")

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from deepam_tf import cli
+from deepam_tf import cli, restore
 
 
 def test_demo_writes_its_panel_and_prints_only_its_report(tmp_path):
@@ -32,7 +32,12 @@ def test_demo_writes_its_panel_and_prints_only_its_report(tmp_path):
     assert quoted.groups() == (noisy, restored)
 
 
-def test_demo_refuses_to_overwrite_before_any_work(tmp_path, capsys):
+def _no_work(*args, **kwargs):
+    raise AssertionError("denoised before refusing")
+
+
+def test_demo_refuses_to_overwrite_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(restore, "denoise", _no_work)
     out = tmp_path / "demo.png"
     out.write_bytes(b"the user's file")
     assert cli.main(["denoise", "-o", str(out)]) == 1
@@ -149,7 +154,7 @@ def test_files_without_sigma_get_it_estimated_and_reported(tmp_path, capsys):
     assert 3 < printed["low.png"] < 8 and 24 < printed["high.png"] < 36
 
 
-def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_path, capsys):
+def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_path, capsys, monkeypatch):
     import skimage.data
 
     from deepam_tf import DeepAM
@@ -172,9 +177,12 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["._a.png", "a.png", "b.png", "old"]
     assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
     assert (tmp_path / "c_denoised.png").exists()
-    # A second run finds no earlier output among its inputs and replaces none of them.
+    # A second run finds no earlier output among its inputs and replaces none of them,
+    # refusing each before denoising it.
     before = (tmp_path / "scans_denoised" / "a.png").read_bytes()
+    monkeypatch.setattr(restore, "denoise", _no_work)
     assert cli.main(run) == 1
+    monkeypatch.undo()
     assert capsys.readouterr().err.count("--overwrite") == 3
     assert (tmp_path / "scans_denoised" / "a.png").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
