@@ -124,10 +124,10 @@ def test_killed_run_resumes_where_it_stopped_even_when_killed_twice_in_one_epoch
     config["epochs"] = 3
     out = tmp_path / "run"
     _run_killed_at(tmp_path, config, out, 5)  # in epoch 2, after a backup at step 4
-    # Resumed at step 4, so epoch 2 takes steps 5-6 only; then a backup at step 6 and a
-    # kill at step 7, in epoch 3. (Keras alone would rerun epoch 2 whole, steps 5-7, and
-    # a backup written before the next epoch end would record epoch 0.)
-    assert _run_killed_at(tmp_path, config, out, 7)["epoch"] != 0
+    # Resumed at step 4, so epoch 2 takes steps 5-6 only; then a backup at step 6 (before
+    # epoch 2's end: it records epoch index 1, where Keras alone would record 0) and a
+    # kill at step 7, in epoch 3. Keras alone would rerun epoch 2 whole, steps 5-7.
+    assert _run_killed_at(tmp_path, config, out, 7)["epoch"] == 1
     model = train.train(config, str(out), data_root=str(tmp_path / "data"), verbose=0)
     # Resumed at step 6 in epoch 3: the run ends at 3 x 3 = 9 steps, as a run never killed
     # does, with one history row per epoch, each written once.
