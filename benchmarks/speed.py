@@ -114,8 +114,8 @@ def main():
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = ({"train": training_step, "first": first_call}[args.one]() if args.one in ("train", "first")
-                  else measure(tuple(json.loads(args.one)), args.weights))
+        named = {"train": training_step, "first": first_call}
+        result = named[args.one]() if args.one in named else measure(tuple(json.loads(args.one)), args.weights)
         print("RESULT " + json.dumps(result))
         return
 

@@ -28,7 +28,7 @@ from deepam_tf.ops import differences, reconstruction  # noqa: E402
 @pytest.fixture(scope="module", autouse=True)
 def _compilation_cache(tmp_path_factory):
     # Each training run jits its step afresh, and most tests here train the same small
-    # model, so the repeats can reuse XLA's executables (this file on 2 AVX2 cores: 170 s, 109 s).
+    # model, so the repeats can reuse XLA's executables (this file with -n0 on 2 AVX2 cores: 170 s, 103 s).
     jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     yield

@@ -133,7 +133,7 @@ def _solve_function(layer, channels):
 
     from deepam_tf.layers import Reconstruction
 
-    options = {k: layer.get_config()[k] for k in ("iterations", "tolerance", "preconditioner", "unrolled")}
+    options = {k: getattr(layer, k) for k in ("iterations", "tolerance", "preconditioner", "unrolled")}
     key = (channels, *sorted(options.items()))
     if key not in _SOLVE_FUNCTIONS:
         image_spec = tf.TensorSpec([None, None, None, channels], tf.float32)
