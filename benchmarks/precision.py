@@ -4,6 +4,7 @@ inference time per image, and one training step, all measured in this run.
     python benchmarks/precision.py [--model denoise_blind] [--sets set12 bsd68]
         [--sigmas 15 25 50] [--limit N] [--data-dir DIR]
     python benchmarks/precision.py --sets        # the training steps only
+    python benchmarks/precision.py --camera      # camera crops, every shipped denoiser
 
 Under ``mixed_bfloat16`` the convolutions and batch-norms compute in bfloat16 with float32
 weights; the reconstruction solves in float32 (``DeepAM(dtype=...)``). bfloat16 is fast only
@@ -48,6 +49,34 @@ def training_step_seconds(model, batch):
     return best_time(lambda: trainable.train_on_batch(inputs, clean), repeats=5)
 
 
+CAMERA_CROPS = {"sky": (slice(0, 128), slice(0, 128)), "centre": (slice(128, 384), slice(128, 384))}
+
+
+def camera_crops():
+    """Each shipped denoiser at the σ of its quality floor on two crops of camera (seed 0):
+    the RMS difference of its bfloat16 and float32 outputs and their PSNR difference."""
+    import skimage.data
+
+    from deepam_tf import denoise, list_presets, metrics
+
+    rows = []
+    for name, meta in list_presets().items():
+        floor = next((key for key in meta if key.startswith("camera_sigma") and key.endswith("_floor")), None)
+        if meta.get("task") != "denoise" or "alias_of" in meta or floor is None:
+            continue
+        sigma = int(floor[len("camera_sigma"):-len("_floor")])
+        row = [name, sigma]
+        for crop in CAMERA_CROPS.values():
+            clean = skimage.data.camera()[crop].astype(np.float32) / 255
+            noisy = clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape).astype(np.float32)
+            full, half = (denoise(noisy, sigma, model=name, precision=p) for p in ("float32", "bfloat16"))
+            row += [f"{np.sqrt(np.mean((half - full) ** 2)) * 255:.3f}",
+                    f"{metrics.psnr(clean, half) - metrics.psnr(clean, full):+.3f}"]
+        rows.append(row)
+    print("bfloat16 against float32 on camera crops (sky: [:128, :128], centre: [128:384, 128:384])\n")
+    print(markdown_table(["preset", "σ", "sky RMS /255", "sky dB", "centre RMS /255", "centre dB"], rows))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="denoise_blind", help="preset name or .keras file")
@@ -56,7 +85,11 @@ def main():
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15, 25, 50])
     parser.add_argument("--limit", type=int, help="first N images of each set only")
     parser.add_argument("--data-dir")
+    parser.add_argument("--camera", action="store_true",
+                        help="only the camera crops of every shipped denoiser (no data needed)")
     args = parser.parse_args()
+    if args.camera:
+        return camera_crops()
     models = {policy: load_preset(args.model, dtype=policy) for policy in POLICIES}
     root = data.data_dir(args.data_dir)
     rows = []

@@ -52,7 +52,8 @@ def test_dtype_policy_reaches_the_networks_but_not_the_solve():
     policies = {layer.name: layer.dtype_policy.name for layer in model.layers
                 if layer.name.startswith(("stage", "noise_level_map"))}
     for name, policy in policies.items():
-        assert policy == ("float32" if name.endswith("reconstruction") else "mixed_bfloat16"), name
+        exact = name.endswith("reconstruction") or name == "noise_level_map"
+        assert policy == ("float32" if exact else "mixed_bfloat16"), name
     x = np.random.rand(1, 9, 10, 1).astype("float32")
     out = model({"image": x, "guidance": np.repeat(x, 3, -1), "noise_level": np.full((1, 1), 0.1, "float32")})
     assert keras.backend.standardize_dtype(out.dtype) == "float32"

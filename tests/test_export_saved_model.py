@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -199,17 +200,25 @@ def test_grpc_predict_request_round_trip(exported):
     assert tf.io.decode_png(png).shape == (12, 10, 1)
 
 
-def test_export_command_in_bfloat16_serves_the_bfloat16_model(tmp_path, model_path):
+def test_export_command_in_bfloat16_serves_the_bfloat16_model(tmp_path):
     from deepam_tf import cli, load_preset
 
+    # Not the identity (as the shared untrained model is in both precisions): v comes
+    # from the random last layer, which computes in bfloat16.
+    model_path = str(tmp_path / "small.keras")
+    keras.utils.set_random_seed(0)
+    DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2, noise_level_input=True,
+           residual_gradients=False).save(model_path)
     assert cli.main(["export", model_path, "-o", str(tmp_path), "--precision", "bfloat16"]) == 0
     loaded = tf.saved_model.load(str(tmp_path / "small" / "1"))
     x = np.random.default_rng(0).random((1, 20, 24, 1)).astype(np.float32)
     served = loaded.signatures["serving_default"](image=tf.constant(x), sigma=tf.constant([25.0]))
     half = load_preset(model_path, dtype="mixed_bfloat16")
     want = half({"image": x, "noise_level": np.full((1, 1), 25 / 255, np.float32)})
-    np.testing.assert_allclose(served["restored"].numpy(), want, atol=1e-6)
     full = load_preset(model_path)({"image": x, "noise_level": np.full((1, 1), 25 / 255, np.float32)})
-    assert np.abs(served["restored"].numpy() - full).max() > 1e-5  # bfloat16 did run
+    # The graph may round a few bfloat16 products unlike the eager model (up to 2.4e-4 over
+    # random weights on an AVX512-BF16 CPU), far less than bfloat16 differs from float32.
+    to_half, to_full = (np.abs(served["restored"].numpy() - y).max() for y in (want, full))
+    assert to_full > 1e-3 and to_half < to_full / 4, (to_half, to_full)
     assert cli.main(["export", model_path, "--format", "tflite", "-o", str(tmp_path / "l"),
                      "--precision", "bfloat16"]) == 1

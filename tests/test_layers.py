@@ -64,6 +64,22 @@ def test_reconstruction_layer_runs_in_float32_under_mixed_precision():
     assert u.dtype == "float32"
 
 
+def test_mixed_precision_networks_read_the_image_unrounded():
+    # A ramp of 1e-3 steps near 0.9, where bfloat16's spacing is 1/256: rounded first, its
+    # differences would be 0 or 1/256. With a zero last layer, v is D u itself.
+    net = layers.AggregationNetwork(channels=1, features=8, dtype="mixed_bfloat16")
+    u = (0.9 + 1e-3 * np.arange(8, dtype="float32"))[None, None, :, None] * np.ones((1, 8, 1, 1), "float32")
+    v, features = net(u)
+    assert keras.backend.standardize_dtype(v.dtype) == "float32"
+    assert keras.backend.standardize_dtype(features.dtype) == "bfloat16"
+    np.testing.assert_allclose(v, ops.gradient(u), atol=1e-7)
+    guidance = layers.GuidanceNetwork(features=8, depth=2, dtype="mixed_bfloat16")
+    assert keras.backend.standardize_dtype(guidance(np.repeat(u, 3, -1)).dtype) == "bfloat16"
+    for network in (net, guidance):
+        assert [conv.compute_dtype for conv in network.convs[:2]] == ["float32", "bfloat16"]
+        assert all(w.dtype == "float32" for w in network.weights)
+
+
 @pytest.mark.parametrize("options, match", [
     (dict(iterations=0), "iterations must be a positive int"),
     (dict(tolerance=-1.0), "tolerance must be >= 0"),

@@ -13,6 +13,8 @@ class AggregationNetwork(keras.layers.Layer):
     output of layer ``fusion_layer`` ("halfway" fusion); ``conditioning`` maps (e.g. a
     noise-level map) are concatenated to the input of the first layer. The layer returns ``v`` and the
     features of layer ``gamma_layer``, from which :class:`GammaNetwork` reads γ.
+    Under a mixed dtype policy the input, the first convolution and ``v`` stay in the
+    weights' dtype (float32) and only the layers after the first compute in 16 bits.
 
     With ``residual_gradients=True`` the convolutions predict a correction to the
     gradients of the input, ``v = D u + net(u)``, and the last layer starts at zero, so
@@ -71,8 +73,12 @@ class AggregationNetwork(keras.layers.Layer):
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
         )
+        # Under a mixed policy the first convolution computes in the weights' dtype: it
+        # reads the image itself, whose steps a 16-bit float would round away (bfloat16
+        # keeps 8 bits: 1/256 near 1).
+        exact = dict(conv, dtype=self.dtype_policy.variable_dtype)
         self.convs = [
-            keras.layers.Conv2D(features, use_bias=False, name=f"conv{i + 1}", **conv)
+            keras.layers.Conv2D(features, use_bias=False, name=f"conv{i + 1}", **(conv if i else exact))
             for i in range(depth - 1)
         ]
         # With residual gradients a zero last layer makes an untrained stage the identity:
@@ -97,6 +103,12 @@ class AggregationNetwork(keras.layers.Layer):
                 shape = shape[:-1] + (self.features + guidance_features_shape[-1],)
         self.convs[-1].build(shape)
 
+    @property
+    def input_dtype(self):
+        """Inputs arrive in the weights' dtype (float32 under a mixed policy), so the first
+        convolution and ``D u`` see the image unrounded."""
+        return self.dtype_policy.variable_dtype
+
     def call(self, inputs, guidance_features=None, conditioning=None, training=None):
         x = inputs
         if conditioning is not None:
@@ -105,12 +117,12 @@ class AggregationNetwork(keras.layers.Layer):
         for i, (conv, norm) in enumerate(zip(self.convs[:-1], self.norms)):
             x = keras.ops.relu(norm(conv(x), training=training))
             if i + 1 == self.fusion_layer and guidance_features is not None:
-                x = keras.ops.concatenate([x, guidance_features], axis=-1)
+                x = keras.ops.concatenate([x, keras.ops.cast(guidance_features, x.dtype)], axis=-1)
             if i + 1 == self.gamma_layer:
                 gamma_features = x
-        v = self.convs[-1](x)
+        v = keras.ops.cast(self.convs[-1](x), inputs.dtype)
         if self.residual_gradients:
-            v = v + differences.gradient(keras.ops.cast(inputs, v.dtype))
+            v = v + differences.gradient(inputs)
         return v, gamma_features
 
     def compute_output_shape(

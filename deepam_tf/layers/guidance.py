@@ -42,10 +42,16 @@ class GuidanceNetwork(keras.layers.Layer):
                 kernel_initializer=self.kernel_initializer,
                 kernel_regularizer=self.kernel_regularizer,
                 name=f"conv{i + 1}",
-                dtype=self.dtype_policy,
+                # The first convolution reads the image: see AggregationNetwork.
+                dtype=self.dtype_policy if i else self.dtype_policy.variable_dtype,
             )
             for i in range(depth)
         ]
+
+    @property
+    def input_dtype(self):
+        """The guidance image arrives in the weights' dtype (float32 under a mixed policy)."""
+        return self.dtype_policy.variable_dtype
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -47,7 +47,9 @@ class DeepAM(keras.Model):
             reloads as it was.
         dtype: Keras dtype policy of the networks (default: the global policy), e.g.
             ``"mixed_bfloat16"``: bfloat16 convolutions with float32 weights. The
-            reconstruction always solves in float32, and the output is float32.
+            first convolution of each network (it reads the image), ``D u`` and the
+            noise-level map stay float32, the reconstruction always solves in float32,
+            and the output is float32.
 
     Example:
         >>> model = DeepAM(stages=3, channels=1)
@@ -102,7 +104,10 @@ class DeepAM(keras.Model):
             inputs["guidance"] = guidance
         if noise_level_input:
             inputs["noise_level"] = keras.Input((1,), name="noise_level")
-            noise_map = NoiseLevelMap(name="noise_level_map", dtype=policy)(image, inputs["noise_level"])
+            # In the weights' dtype: the networks read σ, like the image, unrounded.
+            noise_map = NoiseLevelMap(name="noise_level_map", dtype=policy.variable_dtype)(
+                image, inputs["noise_level"]
+            )
         if len(inputs) == 1:
             inputs = image
         u = image
