@@ -72,7 +72,7 @@ def _hidden_layers(aggregation, x, first, last, guidance_features=None):
     for i in range(first - 1, last):
         x = keras.ops.relu(_InferenceNorm(aggregation.norms[i])(aggregation.convs[i](x)))
         if i + 1 == aggregation.fusion_layer and guidance_features is not None:
-            x = keras.ops.concatenate([x, guidance_features], axis=-1)
+            x = keras.ops.concatenate([x, keras.ops.cast(guidance_features, x.dtype)], axis=-1)
         features[i + 1] = x
     return features
 
@@ -90,7 +90,7 @@ def head_model(model, first_layer=None):
     features = keras.Input((None, None, channels), name="features")
     hidden = {first_layer - 1: features}
     hidden.update(_hidden_layers(aggregation, features, first_layer, model.depth - 1))
-    v = aggregation.convs[-1](hidden[model.depth - 1])
+    v = keras.ops.cast(aggregation.convs[-1](hidden[model.depth - 1]), gradient.dtype)
     if model.residual_gradients:
         v = v + gradient
     u = reconstruction(image, v, gamma_network(hidden[model.gamma_layer]))
