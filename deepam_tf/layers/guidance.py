@@ -6,7 +6,8 @@ class GuidanceNetwork(keras.layers.Layer):
     """Guidance branch for joint restoration: ``depth`` convolutions 3×3 + ReLU.
 
     Its features are concatenated to the aggregation network's ``fusion_layer`` output
-    (see :class:`AggregationNetwork`).
+    (see :class:`AggregationNetwork`). Under a mixed dtype policy the guidance image and
+    the first convolution stay in the weights' dtype (float32).
 
     Args:
         features: int. Feature maps per layer (paper: 64).
