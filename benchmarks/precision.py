@@ -58,16 +58,18 @@ def camera_crops():
     import skimage.data
 
     from deepam_tf import denoise, list_presets, metrics
+    from deepam_tf.models.presets import camera_floor
 
+    camera = skimage.data.camera().astype(np.float32) / 255
     rows = []
     for name, meta in list_presets().items():
-        floor = next((key for key in meta if key.startswith("camera_sigma") and key.endswith("_floor")), None)
+        floor = camera_floor(meta)
         if meta.get("task") != "denoise" or "alias_of" in meta or floor is None:
             continue
-        sigma = int(floor[len("camera_sigma"):-len("_floor")])
+        sigma = floor[0]
         row = [name, sigma]
         for crop in CAMERA_CROPS.values():
-            clean = skimage.data.camera()[crop].astype(np.float32) / 255
+            clean = camera[crop]
             noisy = clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape).astype(np.float32)
             full, half = (denoise(noisy, sigma, model=name, precision=p) for p in ("float32", "bfloat16"))
             row += [f"{np.sqrt(np.mean((half - full) ** 2)) * 255:.3f}",

@@ -3,13 +3,13 @@ denoiser: at its σ; the high-σ one: at the σ of its floor) stays above the fl
 (from the measured value) when the preset was shipped."""
 
 import logging
-import re
 
 import numpy as np
 import pytest
 import skimage.data
 
 from deepam_tf import baselines, data, denoise, list_presets, metrics, restore_with_nir, upsample_depth
+from deepam_tf.models.presets import camera_floor
 
 DENOISERS = [n for n, meta in list_presets().items()
              if meta.get("task") == "denoise" and "alias_of" not in meta]
@@ -18,16 +18,10 @@ ALIASES = [n for n, meta in list_presets().items() if "alias_of" in meta]
 NIR_ALIASES = [n for n in ALIASES if list_presets()[n].get("task") == "rgb_nir"]
 
 
-def _floor(meta):
-    """``(σ, floor)`` of a denoiser's ``camera_sigmaS_floor`` entry."""
-    key = next(key for key in meta if re.fullmatch(r"camera_sigma\d+_floor", key))
-    return int(key[len("camera_sigma"):-len("_floor")]), meta[key]
-
-
 @pytest.mark.parametrize("name", DENOISERS)
 def test_shipped_denoiser_keeps_its_quality(name):
     meta = list_presets()[name]
-    sigma, floor = _floor(meta)
+    sigma, floor = camera_floor(meta)
     assert sigma == meta.get("sigma", sigma)
     clean = skimage.data.camera().astype(np.float32) / 255.0
     noisy = clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape).astype(np.float32)
@@ -46,7 +40,7 @@ def test_shipped_denoiser_in_bfloat16_keeps_its_psnr(name, crop):
     # 0.11-0.29/255 RMS and the nearly flat sky (45-48 dB) lost up to 0.43 dB; read in
     # float32: 0.01-0.06/255 and at most 0.02 dB (TensorFlow's kernels instead of oneDNN's,
     # TF_ENABLE_ONEDNN_OPTS=0: up to 0.07/255 and 0.03 dB).
-    sigma = _floor(list_presets()[name])[0]
+    sigma = camera_floor(list_presets()[name])[0]
     clean = skimage.data.camera()[crop].astype(np.float32) / 255.0
     noisy = clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape).astype(np.float32)
     full = denoise(noisy, sigma, model=name)

@@ -7,6 +7,7 @@ also takes the path of any ``.keras`` file.
 
 import json
 import os
+import re
 import zipfile
 
 import keras
@@ -111,6 +112,15 @@ def save_preset(model, name, **metadata):
     index = _stored_index()
     index[name] = {"file": file, **metadata}
     _write_index(index)
+
+
+def camera_floor(meta):
+    """``(σ, floor)`` of a denoiser's ``camera_sigmaS_floor`` entry (see
+    :func:`save_preset`) in its index metadata ``meta``; ``None`` if it has none."""
+    for key, floor in meta.items():
+        if re.fullmatch(r"camera_sigma\d+_floor", key):
+            return int(key[len("camera_sigma"):-len("_floor")]), floor
+    return None
 
 
 def add_alias(name, target, sigma, **metadata):
