@@ -49,16 +49,13 @@ def training_step_seconds(model, batch):
     return best_time(lambda: trainable.train_on_batch(inputs, clean), repeats=5)
 
 
-CAMERA_CROPS = {"sky": (slice(0, 128), slice(0, 128)), "centre": (slice(128, 384), slice(128, 384))}
-
-
 def camera_crops():
     """Each shipped denoiser at the σ of its quality floor on two crops of camera (seed 0):
     the RMS difference of its bfloat16 and float32 outputs and their PSNR difference."""
     import skimage.data
 
     from deepam_tf import denoise, list_presets, metrics
-    from deepam_tf.models.presets import camera_floor
+    from deepam_tf.models.presets import CAMERA_CROPS, camera_floor
 
     camera = skimage.data.camera().astype(np.float32) / 255
     rows = []

@@ -114,6 +114,12 @@ def save_preset(model, name, **metadata):
     _write_index(index)
 
 
+# Where shipped denoisers are checked in bfloat16 against float32 (tests, and
+# benchmarks/precision.py --camera): the nearly flat sky of skimage.data.camera(), where a
+# rounded image shows first, and its centre.
+CAMERA_CROPS = {"sky": (slice(0, 128), slice(0, 128)), "centre": (slice(128, 384), slice(128, 384))}
+
+
 def camera_floor(meta):
     """``(σ, floor)`` of a denoiser's ``camera_sigmaS_floor`` entry (see
     :func:`save_preset`) in its index metadata ``meta``; ``None`` if it has none."""
