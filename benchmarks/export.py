@@ -8,6 +8,8 @@ form (preconditioner:iterations).
 
 ``--bfloat16`` adds the SavedModel exported with ``--precision bfloat16`` (bfloat16
 convolutions, float32 solve; fast only where the hardware computes bfloat16).
+``--routed`` adds the SavedModel of ``deepam export auto`` (the blind presets routed by σ,
+as released in ``exported/``; served here by the one for σ = 25), to show what routing costs.
 
 ``--gpu-delegate`` also runs the default TFLite model on LiteRT's GPU accelerator, in fp32
 and fp16, on Mesa's lavapipe Vulkan driver (a software GPU: its times say nothing of a
@@ -48,6 +50,8 @@ def main():
                         help="unrolled TFLite solves to compare (fp32), as preconditioner:iterations")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also time the SavedModel exported in mixed bfloat16")
+    parser.add_argument("--routed", action="store_true",
+                        help="also time the SavedModel routed by sigma (deepam export auto)")
     parser.add_argument("--gpu-delegate", action="store_true",
                         help="also run the default TFLite model on LiteRT's GPU accelerator (lavapipe)")
     args = parser.parse_args()
@@ -59,6 +63,7 @@ def main():
 
     from deepam_tf.export import export_saved_model, tflite
     from deepam_tf.models import load_preset, presets
+    from deepam_tf.restore import blind_routes
 
     import skimage.data
 
@@ -101,11 +106,16 @@ def main():
     sm_feeds = {k: tf.constant(v) for k, v in feeds.items() if k != "noise_level"}
     if model.noise_level_input:
         sm_feeds["sigma"] = tf.constant([25.0])
-    saved_models = [("SavedModel (TF-Serving)", model)]
+    saved_models = [("SavedModel (TF-Serving)", model, ())]
     if args.bfloat16:
-        saved_models.append(("SavedModel, mixed bfloat16", load_preset(args.model, dtype="mixed_bfloat16")))
-    for index, (label, exported) in enumerate(saved_models):
-        path = export_saved_model(exported, work, f"m{index}", 1)
+        saved_models.append(("SavedModel, mixed bfloat16", load_preset(args.model, dtype="mixed_bfloat16"), ()))
+    if args.routed:
+        routes = blind_routes("denoise")
+        above = [(low, load_preset(name)) for (low, _), (_, name) in zip(routes, routes[1:])]
+        bands = ", ".join(f"{name} to {top:g}" for top, name in routes)
+        saved_models.append((f"SavedModel routed by σ ({bands})", load_preset(routes[0][1]), above))
+    for index, (label, exported, above) in enumerate(saved_models):
+        path = export_saved_model(exported, work, f"m{index}", 1, above)
         serve = tf.saved_model.load(path).signatures["serving_default"]
         t = best_time(lambda: serve(**sm_feeds)["restored"].numpy(), repeats=3)
         psnr = quality(serve(**sm_feeds)["restored"])

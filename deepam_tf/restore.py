@@ -307,13 +307,18 @@ def denoiser_for(sigma):
     """The preset ``model="auto"`` takes for a σ given by the caller: the shipped preset
     specialised to exactly that σ, or :func:`blind_preset_for` it (logged). An
     estimated σ and the opponent channels of an RGB image take a blind one."""
-    from deepam_tf.models import list_presets
-
-    name = next((name for name, meta in sorted(list_presets().items())
-                 if "specialised_from" in meta and meta.get("task") == "denoise"
-                 and meta["sigma"] == sigma), None) or blind_preset_for(sigma)
+    name = next((name for level, name in specialist_presets() if level == sigma), None) or blind_preset_for(sigma)
     logger.info("model %s for sigma %g", name, sigma)
     return name
+
+
+def specialist_presets(task="denoise"):
+    """``[(sigma, name), ...]``, σ ascending: the shipped presets of ``task`` specialised
+    to one σ, which ``model="auto"`` takes for exactly that σ given by the caller."""
+    from deepam_tf.models import list_presets
+
+    return sorted((meta["sigma"], name) for name, meta in list_presets().items()
+                  if "specialised_from" in meta and meta.get("task") == task)
 
 
 def blind_preset_for(sigma, task="denoise"):
@@ -332,6 +337,25 @@ def blind_preset_for(sigma, task="denoise"):
         return default
     holding = [name for name, (low, high) in ranges.items() if low <= sigma <= high]
     return holding[0] if holding else max(ranges, key=lambda name: ranges[name][1])
+
+
+def blind_routes(task="denoise"):
+    """:func:`blind_preset_for` as bands: ``[(top, name), ...]``, ``top`` ascending, the
+    last :data:`MAX_SIGMA`; ``name`` serves σ in (previous ``top``, ``top``]. What a routed
+    SavedModel (``deepam export auto``) is made of."""
+    from deepam_tf.models import list_presets
+
+    tops = {meta["sigma_range"][1] for meta in list_presets().values()
+            if meta.get("task") == task and "sigma_range" in meta}
+    routes = []
+    for top in sorted(t for t in tops | {MAX_SIGMA} if t <= MAX_SIGMA):
+        name = blind_preset_for(top, task)
+        if routes and routes[-1][1] == name:
+            routes[-1] = (top, name)
+        else:
+            routes.append((top, name))
+    routes[-1] = (MAX_SIGMA, routes[-1][1])
+    return routes
 
 
 def _load_blind(sigma, precision, what):

@@ -142,16 +142,23 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     shown = subprocess.run(cli + ["show", "--dir", path, "--all"], capture_output=True, text=True, check=True)
     assert "signature_def['serving_default']" in shown.stdout and "signature_def['encoded']" in shown.stdout
     assert "inputs['image']" in shown.stdout and "outputs['restored']" in shown.stdout
-    np.save(tmp_path / "x.npy", np.full((1, 6, 7, 1), 0.5, np.float32))
-    np.save(tmp_path / "s.npy", np.array([25.0], np.float32))
+    restored = _saved_model_cli_run(path, np.full((1, 6, 7, 1), 0.5, np.float32), [25.0], tmp_path)
+    assert restored.shape == (1, 6, 7, 1)
+
+
+def _saved_model_cli_run(path, image, sigmas, work):
+    """``restored`` of ``serving_default`` through ``saved_model_cli run``: the TF1 loader
+    that TF-Serving's C++ server uses."""
+    np.save(work / "x.npy", image)
+    np.save(work / "s.npy", np.asarray(sigmas, np.float32))
     run = subprocess.run(
-        cli + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
-               "--inputs", f"image={tmp_path / 'x.npy'};sigma={tmp_path / 's.npy'}",
-               "--outdir", str(tmp_path / "out")],
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", path,
+         "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"image={work / 'x.npy'};sigma={work / 's.npy'}", "--outdir", str(work / "out")],
         capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert np.load(tmp_path / "out" / "restored.npy").shape == (1, 6, 7, 1)
+    return np.load(work / "out" / "restored.npy")
 
 
 def test_export_command(tmp_path):
@@ -222,3 +229,126 @@ def test_export_command_in_bfloat16_serves_the_bfloat16_model(tmp_path):
     assert to_full > 1e-3 and to_half < to_full / 4, (to_half, to_full)
     assert cli.main(["export", model_path, "--format", "tflite", "-o", str(tmp_path / "l"),
                      "--precision", "bfloat16"]) == 1
+
+
+def _small_conditioned(seed):
+    keras.utils.set_random_seed(seed)
+    return DeepAM(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2,
+                  noise_level_input=True, residual_gradients=False)
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory):
+    """Two different models in one SavedModel: σ up to 40 to the first, above to the second."""
+    low, high = _small_conditioned(1), _small_conditioned(2)
+    path = export_saved_model(low, str(tmp_path_factory.mktemp("routed")), "routed", 1, [(40.0, high)])
+    return low, high, path, tf.saved_model.load(path, tags=["serve"])
+
+
+def _run(model, x, sigmas):
+    return np.asarray(model({"image": x, "noise_level": np.asarray(sigmas, np.float32)[:, None] / 255},
+                            training=False))
+
+
+def test_routed_saved_model_serves_each_image_by_the_model_of_its_sigma(routed):
+    low, high, _, loaded = routed
+    x = np.random.default_rng(3).random((4, 18, 22, 1)).astype(np.float32)
+    sigmas = np.array([70.0, 25.0, 40.0, 41.0], np.float32)  # 40 is the first band's top
+    got = loaded.signatures["serving_default"](image=tf.constant(x), sigma=tf.constant(sigmas))["restored"].numpy()
+    lows, highs = sigmas <= 40, sigmas > 40
+    np.testing.assert_allclose(got[lows], _run(low, x[lows], sigmas[lows]), atol=1e-5)
+    np.testing.assert_allclose(got[highs], _run(high, x[highs], sigmas[highs]), atol=1e-5)
+    assert np.abs(got[highs] - _run(low, x[highs], sigmas[highs])).max() > 1e-3  # the models differ
+    # A batch wholly in one band (the other model's part is empty).
+    one = loaded.signatures["serving_default"](image=tf.constant(x[:1]), sigma=tf.constant([90.0]))["restored"]
+    np.testing.assert_allclose(one.numpy(), _run(high, x[:1], [90.0]), atol=1e-5)
+
+
+def test_routed_encoded_signature_takes_the_model_of_the_noisiest_opponent_channel(routed):
+    # deepam_tf.denoise's "auto" picks one blind model for an RGB image by the σ of its
+    # noisiest opponent channel, sigma * max(NOISE_SCALE): here 35.4 <= 40 for RGB, while
+    # gray at the same sigma goes above.
+    import skimage.data
+
+    from deepam_tf import colour, denoise
+
+    low, high, _, loaded = routed
+    sigma = 50.0
+    assert sigma * colour.NOISE_SCALE.max() <= 40 < sigma
+    rgb = skimage.data.astronaut()[100:124, 200:236]
+    for pixels, model in ((rgb, low), (rgb[..., :1], high)):
+        out = loaded.signatures["encoded"](image_bytes=tf.stack([tf.io.encode_png(pixels)]),
+                                           sigma=tf.constant([sigma]))["png_bytes"]
+        decoded = tf.io.decode_png(out.numpy()[0]).numpy().astype(int)
+        want = denoise(pixels if pixels.shape[-1] == 3 else pixels[..., 0], sigma, model=model,
+                       colour_space="opponent").reshape(decoded.shape).astype(int)
+        assert np.abs(decoded - want).max() <= 1
+
+
+def test_routed_saved_model_restores_every_model_in_the_tf1_loader(routed, tmp_path):
+    # TF-Serving's C++ loader: both models' weights (batch-norm statistics included) restored.
+    low, high, path, _ = routed
+    x = np.random.default_rng(4).random((2, 6, 7, 1)).astype(np.float32)
+    got = _saved_model_cli_run(path, x, [20.0, 60.0], tmp_path)
+    np.testing.assert_allclose(got[:1], _run(low, x[:1], [20.0]), atol=1e-5)
+    np.testing.assert_allclose(got[1:], _run(high, x[1:], [60.0]), atol=1e-5)
+
+
+def test_exact_routes_serve_their_sigma_only_and_not_the_opponent_channels(tmp_path):
+    # deepam_tf.denoise's "auto": the fixed-σ preset for exactly its σ, gray or R, G, B one by
+    # one (JPEG), but a blind one for the opponent channels of an RGB image, even when the
+    # noisiest of them has exactly that σ.
+    import skimage.data
+
+    from deepam_tf import colour, denoise
+
+    low, special = _small_conditioned(1), _small_conditioned(3)
+    level = float(np.float32(40.0) * np.float32(colour.NOISE_SCALE.max()))  # RGB at 40: its noisiest channel
+    path = export_saved_model(low, str(tmp_path), "exact", 1, exact=[(level, special)])
+    loaded = tf.saved_model.load(path, tags=["serve"])
+    x = np.random.default_rng(5).random((3, 10, 12, 1)).astype(np.float32)
+    sigmas = np.array([level, level + 0.5, level], np.float32)
+    got = loaded.signatures["serving_default"](image=tf.constant(x), sigma=tf.constant(sigmas))["restored"].numpy()
+    np.testing.assert_allclose(got[[0, 2]], _run(special, x[[0, 2]], sigmas[[0, 2]]), atol=1e-5)
+    np.testing.assert_allclose(got[1:2], _run(low, x[1:2], sigmas[1:2]), atol=1e-5)
+    assert np.abs(got[1:2] - _run(special, x[1:2], sigmas[1:2])).max() > 1e-3  # the models differ
+    rgb = skimage.data.astronaut()[100:124, 200:236]
+    for pixels, sigma, model, space in ((rgb, 40.0, low, "opponent"), (rgb[..., :1], level, special, "opponent")):
+        out = loaded.signatures["encoded"](image_bytes=tf.stack([tf.io.encode_png(pixels)]),
+                                           sigma=tf.constant([sigma]))["png_bytes"]
+        decoded = tf.io.decode_png(out.numpy()[0]).numpy().astype(int)
+        want = denoise(pixels if pixels.shape[-1] == 3 else pixels[..., 0], sigma, model=model,
+                       colour_space=space).reshape(decoded.shape).astype(int)
+        assert np.abs(decoded - want).max() <= 1, (pixels.shape, sigma)
+
+
+def test_routes_that_cannot_serve_are_refused(tmp_path):
+    low = _small_conditioned(1)
+    plain = DeepAM(stages=1, features=4, depth=3, gamma_layer=2, fusion_layer=1)
+    rgb = DeepAM(stages=1, features=4, depth=3, gamma_layer=2, fusion_layer=1, channels=3,
+                 noise_level_input=True)
+    cases = [(plain, [(40.0, low)], "noise-level-conditioned"),
+             (low, [(40.0, rgb)], "one interface"),
+             (low, [(40.0, low), (30.0, low)], "must rise"),
+             (low, [(255.0, low)], "must rise")]
+    exact_cases = [(low, [(25.0, low), (25.0, low)], "distinct"),
+                   (low, [(0.0, low)], "distinct"),
+                   (plain, [(25.0, low)], "noise-level-conditioned"),
+                   (low, [(25.0, rgb)], "for sigma exactly 25")]
+    for model, above, match in cases:
+        with pytest.raises(ValueError, match=match):
+            export_saved_model(model, str(tmp_path), "bad", 1, above)
+    for model, exact, match in exact_cases:
+        with pytest.raises(ValueError, match=match):
+            export_saved_model(model, str(tmp_path), "bad", 1, exact=exact)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_export_command_refuses_auto_as_tflite_and_specialists_without_auto(tmp_path, capsys):
+    from deepam_tf import cli
+
+    assert cli.main(["export", "auto", "--format", "tflite", "-o", str(tmp_path)]) == 1
+    assert "export each of them" in capsys.readouterr().err
+    assert cli.main(["export", "denoise_blind", "--specialists", "-o", str(tmp_path)]) == 1
+    assert "--specialists adds the fixed-sigma presets" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -524,6 +524,10 @@ def test_auto_takes_the_high_sigma_preset_above_the_blind_presets_range(caplog):
     assert [blind_preset_for(s) for s in (5, 55, 55.5, 90, 110, 200)] == (
         ["denoise_blind"] * 2 + ["denoise_high_sigma"] * 4)
     assert [denoiser_for(s) for s in (25, 30, 90)] == ["denoise_sigma25", "denoise_blind", "denoise_high_sigma"]
+    from deepam_tf.restore import specialist_presets
+
+    assert specialist_presets() == [(15, "denoise_sigma15"), (25, "denoise_sigma25"), (50, "denoise_sigma50")]
+    assert [denoiser_for(s) for s, _ in specialist_presets()] == [name for _, name in specialist_presets()]
     rng = np.random.default_rng(0)
     gray = skimage.data.camera()[200:248, 200:248] / 255.0 + rng.normal(0, 90 / 255, (48, 48))
     np.testing.assert_array_equal(denoise(gray, 90), denoise(gray, 90, model="denoise_high_sigma"))
@@ -535,6 +539,19 @@ def test_auto_takes_the_high_sigma_preset_above_the_blind_presets_range(caplog):
                                       denoise(rgb, 100, colour_space="opponent", model="denoise_high_sigma"))
     assert "model denoise_high_sigma for the estimated sigma" in caplog.text
     assert "model denoise_high_sigma for the opponent channels" in caplog.text
+
+
+@pytest.mark.parametrize("task", ["denoise", "rgb_nir"])
+def test_blind_routes_are_blind_preset_for_as_bands(task):
+    # What a routed SavedModel (deepam export auto) serves: each σ by the preset of its band.
+    from deepam_tf.restore import MAX_SIGMA, blind_preset_for, blind_routes
+
+    routes = blind_routes(task)
+    tops = [top for top, _ in routes]
+    assert tops == sorted(tops) and tops[-1] == MAX_SIGMA and len(routes) >= 2
+    for sigma in np.concatenate([np.arange(0.25, MAX_SIGMA + 0.01, 0.25), tops]):
+        band = next(name for top, name in routes if sigma <= top)
+        assert band == blind_preset_for(sigma, task), sigma
 
 
 def test_restore_with_nir_takes_its_high_sigma_preset_above_the_blind_ones_range(caplog):

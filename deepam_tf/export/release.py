@@ -2,13 +2,15 @@
 
     python -m deepam_tf.export.release exported [--force]
 
-For each preset marked ``released`` in the preset index: a SavedModel at
-``saved_model/<name>/1/`` and a TFLite model at ``tflite/<name>_<H>x<W>.tflite``, listed in
-``manifest.json`` with their export settings and a fingerprint of what made them (the preset
-file, the settings, the TensorFlow and Keras versions, and the package sources the export
-runs). A copy whose fingerprint is unchanged is kept: TensorFlow writes a SavedModel's
-variables and functions in a different order each time, so an identical re-export would
-still add megabytes to git history. ``--force`` re-exports every copy.
+For each task of :data:`SAVED_MODELS`, a SavedModel at ``saved_model/<task>/1/`` that routes
+each request by its σ to the blind preset ``deepam_tf.denoise``'s ``model="auto"`` takes
+(:func:`deepam_tf.restore.blind_routes`); for each preset marked ``released`` in the preset
+index, a TFLite model at ``tflite/<name>_<H>x<W>.tflite``. ``manifest.json`` lists each copy
+with its export settings and a fingerprint of what made it (the preset files, the settings,
+the TensorFlow and Keras versions, and the package sources the export runs). A copy whose
+fingerprint is unchanged is kept: TensorFlow writes a SavedModel's variables and functions
+in a different order each time, so an identical re-export would still add megabytes to git
+history. ``--force`` re-exports every copy.
 """
 
 import argparse
@@ -24,6 +26,10 @@ from deepam_tf.export.saved_model import export_saved_model
 from deepam_tf.export.tflite import DEFAULT_ITERATIONS, DEFAULT_SIZE, PRECONDITIONER, export_tflite
 from deepam_tf.models import list_presets, load_preset
 from deepam_tf.models.presets import PRESET_DIR
+from deepam_tf.restore import blind_routes
+
+# The SavedModels released: served model name -> the task whose blind presets it routes by σ.
+SAVED_MODELS = {"denoise": "denoise"}
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The package sources each export runs, relative to the package (folders: every .py in them).
@@ -45,61 +51,90 @@ def _source_files(entries):
             yield path
 
 
-def fingerprint(kind, preset_file, settings):
-    """The sha256 of what makes a ``kind`` ("saved_model" or "tflite") copy of a preset."""
+def fingerprint(kind, preset_files, settings):
+    """The sha256 of what makes a ``kind`` ("saved_model" or "tflite") copy of the preset
+    file(s) ``preset_files`` (one name or a list)."""
+    if isinstance(preset_files, str):
+        preset_files = [preset_files]
     digest = hashlib.sha256()
     digest.update(json.dumps({"kind": kind, "settings": settings, "tensorflow": tf.__version__,
                               "keras": keras.__version__}, sort_keys=True).encode())
-    for path in [os.path.join(PRESET_DIR, preset_file), *_source_files(SOURCES[kind])]:
+    for path in [*(os.path.join(PRESET_DIR, f) for f in preset_files), *_source_files(SOURCES[kind])]:
         digest.update(os.path.relpath(path, PACKAGE).encode())
         with open(path, "rb") as handle:
             digest.update(handle.read())
     return digest.hexdigest()
 
 
+def _planned(size, iterations):
+    """``{"saved_model": {name: entry}, "tflite": {name: entry}}``: what the release holds,
+    each entry with its path, settings and fingerprint, plus the presets it needs."""
+    presets = list_presets()
+    plan = {"saved_model": {}, "tflite": {}}
+    for name, task in sorted(SAVED_MODELS.items()):
+        bands = [[float(top), preset] for top, preset in blind_routes(task)]
+        files = [presets[preset]["file"] for _, preset in bands]
+        plan["saved_model"][name] = {
+            "path": f"saved_model/{name}/1", "bands": bands,
+            "fingerprint": fingerprint("saved_model", files, {"bands": bands}),
+        }
+    for name, info in sorted(presets.items()):
+        if not info.get("released"):
+            continue
+        settings = {"size": list(size), "iterations": iterations, "preconditioner": PRECONDITIONER}
+        plan["tflite"][name] = {
+            "path": os.path.join("tflite", f"{name}_{size[0]}x{size[1]}.tflite"),
+            "preset": info["file"], **settings,
+            "fingerprint": fingerprint("tflite", info["file"], settings),
+        }
+    return plan
+
+
+def _export(kind, name, entry, folder):
+    path = os.path.join(folder, entry["path"])
+    if kind == "saved_model":
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        models = [load_preset(preset) for _, preset in entry["bands"]]
+        above = [(top, model) for (top, _), model in zip(entry["bands"], models[1:])]
+        export_saved_model(models[0], os.path.dirname(os.path.dirname(path)), name, 1, above)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        export_tflite(load_preset(name), path, tuple(entry["size"]), entry["iterations"], overwrite=True)
+
+
 def refresh(folder, size=DEFAULT_SIZE, iterations=DEFAULT_ITERATIONS, force=False):
-    """Re-exports each released preset's copies into ``folder`` where their fingerprint
-    changed (every copy with ``force``), printing what it did; returns the manifest."""
+    """Re-exports the release's copies into ``folder`` where their fingerprint changed
+    (every copy with ``force``), removes copies the release no longer holds, prints what it
+    did, and returns the manifest."""
     manifest_path = os.path.join(folder, "manifest.json")
     previous = {}
     if os.path.exists(manifest_path):
         with open(manifest_path) as handle:
             previous = json.load(handle)
-    manifest = {}
-    for name, info in sorted(list_presets().items()):
-        if not info.get("released"):
-            continue
-        lite = os.path.join("tflite", f"{name}_{size[0]}x{size[1]}.tflite")
-        entry = {
-            "saved_model": f"saved_model/{name}/1",
-            "tflite": lite,
-            "tflite_size": list(size),
-            "tflite_iterations": iterations,
-            "tflite_preconditioner": PRECONDITIONER,
-            "preset": info["file"],
-        }
-        entry["fingerprints"] = {
-            "saved_model": fingerprint("saved_model", info["file"], {}),
-            "tflite": fingerprint("tflite", info["file"], {
-                "size": list(size), "iterations": iterations, "preconditioner": PRECONDITIONER}),
-        }
-        old = previous.get(name, {})
-        stale = [kind for kind in ("saved_model", "tflite")
-                 if force or old.get(kind) != entry[kind]
-                 or old.get("fingerprints", {}).get(kind) != entry["fingerprints"][kind]
-                 or not os.path.exists(os.path.join(folder, entry[kind]))]
-        model = load_preset(name) if stale else None
-        if "saved_model" in stale:
-            shutil.rmtree(os.path.join(folder, "saved_model", name), ignore_errors=True)
-            export_saved_model(model, os.path.join(folder, "saved_model"), name, 1)
-        if "tflite" in stale:
-            os.makedirs(os.path.join(folder, "tflite"), exist_ok=True)
-            export_tflite(model, os.path.join(folder, lite), size, iterations, overwrite=True)
-        manifest[name] = entry
-        print(f"{name}: {'re-exported ' + ' and '.join(stale) if stale else 'unchanged, kept'}")
+    manifest = _planned(size, iterations)
+    for kind, entries in manifest.items():
+        old_entries = previous.get(kind, {}) if isinstance(previous.get(kind), dict) else {}
+        for name, entry in entries.items():
+            stale = force or old_entries.get(name) != entry or not os.path.exists(
+                os.path.join(folder, entry["path"]))
+            if stale:
+                _export(kind, name, entry, folder)
+            print(f"{kind} {name}: {'re-exported' if stale else 'unchanged, kept'}")
+        for name, old in old_entries.items():
+            if name not in entries and "path" in old:
+                _remove(folder, kind, old["path"])
+                print(f"{kind} {name}: no longer released, removed")
     with open(manifest_path, "w") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
     return manifest
+
+
+def _remove(folder, kind, path):
+    path = os.path.join(folder, path)
+    if kind == "saved_model":
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)  # saved_model/<name>/
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def main(argv=None):

@@ -16,6 +16,13 @@ Signatures (names are the TF-Serving request keys):
   orientation is applied, so the PNG returned is upright, and a 16-bit PNG is answered in
   16 bits (8 otherwise).
 
+A SavedModel may hold several noise-level-conditioned models of one interface, each serving
+the requests whose σ falls in its band (``above``) or equals its σ (``exact``): ``deepam
+export auto`` routes σ above 55 to ``denoise_high_sigma`` (``--specialists``: σ = 15, 25
+and 50 to their fixed-σ presets) as ``deepam_tf.denoise``'s ``model="auto"`` does, image by
+image (an RGB image in the opponent colour space by the σ of its noisiest channel, and to a
+blind preset, as there).
+
 Bad requests (wrong rank or channel count, NaN or Inf pixels, sigma outside (0, 255],
 bytes that are not an image) fail with an ``InvalidArgument`` error naming the problem; the
 server keeps running.
@@ -40,8 +47,10 @@ class _Serving:
     (tracking the Keras model object itself would save each variable under two handles,
     and the TF1/C++ loader that TF-Serving uses would then restore the wrong one)."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, above=(), exact=()):
+        self.models = [model] + [routed for _, routed in above] + [routed for _, routed in exact]
+        self.bounds = [float(sigma) for sigma, _ in above]  # model i serves σ in (bounds[i-1], bounds[i]]
+        self.exact = [float(sigma) for sigma, _ in exact]  # then model len(bounds) + 1 + j serves exact[j]
         self.channels = model.channels
         self.guidance_channels = getattr(model, "guidance_channels", 0)
         self.conditioned = getattr(model, "noise_level_input", False)
@@ -56,7 +65,10 @@ class _Serving:
         )
         return tf.debugging.assert_all_finite(tensor, f"{name} contains NaN or Inf")
 
-    def restore(self, image, guidance=None, sigma=None):
+    def restore(self, image, guidance=None, sigma=None, route_sigma=None, exact=True):
+        """The restored batch; with several models, each image by the one whose σ band
+        holds its ``route_sigma`` (default: its ``sigma``), or (``exact``, a bool or a
+        scalar bool tensor) the one specialised to exactly that σ."""
         image = self._check(image, self.channels, "image")
         inputs = {"image": image}
         if self.guidance_channels:
@@ -69,9 +81,27 @@ class _Serving:
             tf.debugging.Assert(tf.reduce_all(in_range),
                                 [f"sigma must be in (0, {MAX_SIGMA:g}] (0-255 scale), got", sigma])
             inputs["noise_level"] = tf.reshape(sigma / 255.0, [-1, 1])
-        if len(inputs) == 1:
-            inputs = image
-        return self.model(inputs, training=False)
+        if len(self.models) > 1:
+            return self._routed(inputs, sigma if route_sigma is None else route_sigma, exact)
+        return self.models[0](inputs if len(inputs) > 1 else image, training=False)
+
+    def _routed(self, inputs, route_sigma, exact):
+        """Each image of the batch through the model of its σ band or exact σ: the batch
+        split by model, each part run only when it holds an image, and put back in order."""
+        bounds = tf.constant(self.bounds, tf.float32)
+        band = tf.reduce_sum(tf.cast(route_sigma[:, None] > bounds[None, :], tf.int32), axis=1)
+        for j, level in enumerate(self.exact):
+            band = tf.where(tf.logical_and(exact, tf.equal(route_sigma, level)), len(self.bounds) + 1 + j, band)
+        count = len(self.models)
+        positions = tf.dynamic_partition(tf.range(tf.shape(band)[0]), band, count)
+        parts = {key: tf.dynamic_partition(value, band, count) for key, value in inputs.items()}
+        outputs = []
+        for i, model in enumerate(self.models):
+            part = {key: value[i] for key, value in parts.items()}
+            outputs.append(tf.cond(tf.size(positions[i]) > 0,
+                                   lambda model=model, part=part: model(part, training=False),
+                                   lambda part=part: tf.zeros_like(part["image"])))
+        return tf.dynamic_stitch(positions, outputs)
 
     def _denoise_any_colour(self, image, level, opponent):
         """``[H, W, 1-4]`` (gray, gray+alpha, RGB, RGBA) -> the same layout, restored:
@@ -95,7 +125,11 @@ class _Serving:
             use_opponent,
             lambda: (tf.tensordot(colour_part, matrix, 1) + offset, level * tf.constant(colour.NOISE_SCALE, tf.float32)),
             lambda: (colour_part, tf.fill([colours], level)))
-        restored = channels_last(self.restore(channels_first(planes), sigma=sigmas))
+        # One model for all channels, chosen by the noisiest, and a blind one for the opponent
+        # channels (deepam_tf.denoise's "auto").
+        route = tf.fill([colours], tf.reduce_max(sigmas))
+        restored = channels_last(self.restore(channels_first(planes), sigma=sigmas, route_sigma=route,
+                                              exact=tf.logical_not(use_opponent)))
         restored = tf.cond(use_opponent, lambda: tf.tensordot(restored - offset, inverse, 1), lambda: restored)
         return tf.concat([tf.clip_by_value(restored, 0.0, 1.0), alpha], axis=-1)
 
@@ -153,10 +187,53 @@ def check_model_name(name, label="model name"):
                          f"got {name!r}")
 
 
-def export_saved_model(model, directory, model_name="deepam", version=1):
+def _check_routes(model, above, exact):
+    """ValueError unless the ``above`` and ``exact`` routes of :func:`export_saved_model`
+    can serve."""
+    if not above and not exact:
+        return
+    if not getattr(model, "noise_level_input", False):
+        raise ValueError("routing by sigma (above=..., exact=...) needs noise-level-conditioned "
+                         f"models; {model.name!r} takes no noise level")
+    previous = 0.0
+    for sigma, _ in above:
+        if not previous < sigma < MAX_SIGMA:
+            raise ValueError(f"the sigmas of above=... must rise within (0, {MAX_SIGMA:g}), got "
+                             f"{[s for s, _ in above]}")
+        previous = sigma
+    levels = [sigma for sigma, _ in exact]
+    if len(set(levels)) != len(levels) or not all(0 < sigma <= MAX_SIGMA for sigma in levels):
+        raise ValueError(f"the sigmas of exact=... must be distinct and in (0, {MAX_SIGMA:g}], got {levels}")
+    for kind, (sigma, routed) in [("above", route) for route in above] + [("exactly", route) for route in exact]:
+        interface = [(getattr(m, "channels", None), getattr(m, "guidance_channels", 0),
+                      getattr(m, "noise_level_input", False)) for m in (model, routed)]
+        if interface[0] != interface[1]:
+            raise ValueError(f"model {routed.name!r} for sigma {kind} {sigma:g} takes (channels, "
+                             f"guidance channels, noise level) {interface[1]}, the first model "
+                             f"{interface[0]}: a routed SavedModel needs one interface")
+
+
+def export_saved_model(model, directory, model_name="deepam", version=1, above=(), exact=()):
     """Writes ``model`` as ``directory/model_name/version/`` for TF-Serving; returns that path.
 
-    Refuses to replace an existing version folder.
+    Args:
+        model: a :class:`deepam_tf.DeepAM` (loaded preset or trained model).
+        directory: TF-Serving's model base folder.
+        model_name: the served model's name (one folder name).
+        version: the integer version folder; an existing one is never replaced.
+        above: ``(sigma, model)`` pairs, σ ascending: requests whose σ (0–255 scale) is
+            above ``sigma`` go to that model (up to the next pair's σ), the rest to
+            ``model``. Noise-level-conditioned models of one interface only. E.g.
+            ``[(55, load_preset("denoise_high_sigma"))]`` with ``denoise_blind``, as
+            :func:`deepam_tf.restore.blind_routes` gives them.
+        exact: ``(sigma, model)`` pairs: requests of exactly that σ go to that model
+            (fixed-σ specialists, as :func:`deepam_tf.restore.specialist_presets` gives
+            them), except RGB images that the ``encoded`` signature denoises in the
+            opponent colour space, whose channels have σ of their own.
+
+    Example:
+        >>> export_saved_model(load_preset("denoise_blind"), "serving", "denoise")  # doctest: +SKIP
+        'serving/denoise/1'
     """
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive int (TF-Serving serves integer folders), got {version!r}")
@@ -167,9 +244,12 @@ def export_saved_model(model, directory, model_name="deepam", version=1):
     for folder in (directory, os.path.join(directory, model_name)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{folder} is a file; the SavedModel goes into a folder there")
+    _check_routes(model, above, exact)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    _add_signatures(archive, _Serving(model))
+    for _, routed in [*above, *exact]:
+        archive.track(routed)
+    _add_signatures(archive, _Serving(model, above, exact))
     archive.write_out(
         path, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False), verbose=False
     )
