@@ -62,6 +62,7 @@ def main():
     from ai_edge_litert.interpreter import Interpreter
 
     from deepam_tf.export import export_saved_model, tflite
+    from deepam_tf.export.release import split_bands
     from deepam_tf.models import load_preset, presets
     from deepam_tf.restore import blind_routes
 
@@ -111,9 +112,9 @@ def main():
         saved_models.append(("SavedModel, mixed bfloat16", load_preset(args.model, dtype="mixed_bfloat16"), ()))
     if args.routed:
         routes = blind_routes("denoise")
-        above = [(low, load_preset(name)) for (low, _), (_, name) in zip(routes, routes[1:])]
+        first, above = split_bands([(top, load_preset(name)) for top, name in routes])
         bands = ", ".join(f"{name} to {top:g}" for top, name in routes)
-        saved_models.append((f"SavedModel routed by σ ({bands})", load_preset(routes[0][1]), above))
+        saved_models.append((f"SavedModel routed by σ ({bands})", first, above))
     for index, (label, exported, above) in enumerate(saved_models):
         path = export_saved_model(exported, work, f"m{index}", 1, above)
         serve = tf.saved_model.load(path).signatures["serving_default"]

@@ -219,6 +219,7 @@ def _evaluate(args):
 
 def _export(args):
     from deepam_tf.export import export_saved_model, export_tflite
+    from deepam_tf.export.release import split_bands
     from deepam_tf.export.saved_model import check_model_name
     from deepam_tf.export.tflite import check_export_options
     from deepam_tf.models import load_preset
@@ -235,8 +236,7 @@ def _export(args):
     check_model_name(name, "--name")
     dtype = None if args.precision is None else PRECISIONS[args.precision]
     routes = blind_routes("denoise") if routed else [(None, args.preset)]
-    model = load_preset(routes[0][1], dtype)
-    above = [(low, load_preset(preset, dtype)) for (low, _), (_, preset) in zip(routes, routes[1:])]
+    model, above = split_bands([(top, load_preset(preset, dtype)) for top, preset in routes])
     specialists = specialist_presets("denoise") if args.specialists else []
     exact = [(sigma, load_preset(preset, dtype)) for sigma, preset in specialists]
     if args.format == "tflite":

@@ -90,13 +90,19 @@ def _planned(size, iterations):
     return plan
 
 
+def split_bands(bands):
+    """``(model, above)``, the arguments of :func:`export_saved_model`, from σ bands
+    ``[(top, model), ...]`` as :func:`deepam_tf.restore.blind_routes` gives them (with
+    presets loaded): the first band's model, and each later one above the previous top."""
+    return bands[0][1], [(top, model) for (top, _), (_, model) in zip(bands, bands[1:])]
+
+
 def _export(kind, name, entry, folder):
     path = os.path.join(folder, entry["path"])
     if kind == "saved_model":
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-        models = [load_preset(preset) for _, preset in entry["bands"]]
-        above = [(top, model) for (top, _), model in zip(entry["bands"], models[1:])]
-        export_saved_model(models[0], os.path.dirname(os.path.dirname(path)), name, 1, above)
+        model, above = split_bands([(top, load_preset(preset)) for top, preset in entry["bands"]])
+        export_saved_model(model, os.path.dirname(os.path.dirname(path)), name, 1, above)
     else:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         export_tflite(load_preset(name), path, tuple(entry["size"]), entry["iterations"], overwrite=True)
