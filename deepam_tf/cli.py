@@ -59,9 +59,14 @@ def _sources_and_targets(inputs, output):
                       file=sys.stderr)
             hidden = sorted(e.name for e in entries if e.name.startswith(".") and not e.is_dir()
                             and e.name.lower().endswith(IMAGE_EXTENSIONS))
-            if hidden:
-                print(f"deepam: note: {item}: {len(hidden)} hidden file(s) left out "
-                      f"({', '.join(hidden[:3])}{', ...' if len(hidden) > 3 else ''})", file=sys.stderr)
+            other = sorted(e.name for e in entries if not e.is_dir() and not e.name.startswith(".")
+                           and not e.name.lower().endswith(IMAGE_EXTENSIONS))
+            for names, what in ((hidden, "hidden file(s)"),
+                                (other, f"file(s) not named {'/'.join(IMAGE_EXTENSIONS)}")):
+                if names:
+                    print(f"deepam: note: {item}: {len(names)} {what} left out "
+                          f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})",
+                          file=sys.stderr)
             folder = os.path.normpath(item) + "_denoised" if output is None else output
             pairs += [(f, os.path.join(folder, os.path.basename(f))) for f in list_images(item)]
         elif output is None:

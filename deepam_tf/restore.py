@@ -71,6 +71,9 @@ def _layout(image, name="image"):
     """``[H, W] | [H, W, C]`` -> ``[C, H, W, 1]`` (channels as a batch) and back."""
     if image.ndim not in (2, 3):
         raise ValueError(f"{name} must have shape [H, W] or [H, W, C], got {image.shape}")
+    if image.ndim == 3 and image.shape[0] <= 4 < image.shape[2]:
+        raise ValueError(f"{name} of shape {image.shape} looks channels-first ([C, H, W]); "
+                         f"images are [H, W, C]: pass np.moveaxis({name}, 0, -1)")
     if min(image.shape[:2]) < 2:
         raise ValueError(f"{name} must be at least 2x2 pixels, got {image.shape}")
     if image.ndim == 2:
@@ -475,6 +478,9 @@ def _channels(image, channels, name):
     if image.ndim != 3 or image.shape[-1] != channels:
         raise ValueError(f"{name} must have shape [H, W, {channels}]"
                          + (" or [H, W]" if channels == 1 else "") + f", got {image.shape}")
+    if image.ndim == 3 and image.shape[0] <= 4 < image.shape[2]:
+        raise ValueError(f"{name} of shape {image.shape} looks channels-first ([C, H, W]); "
+                         f"images are [H, W, C]: pass np.moveaxis({name}, 0, -1)")
     if min(image.shape[:2]) < 2:
         raise ValueError(f"{name} must be at least 2x2 pixels, got {image.shape}")
     return image

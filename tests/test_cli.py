@@ -166,6 +166,7 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
         iio.imwrite(tmp_path / "scans" / name, skimage.data.camera()[:16, :24])
     # macOS leaves a "._NAME" metadata file beside each image on other file systems.
     (tmp_path / "scans" / "._a.png").write_bytes(b"\0\5\26\7 AppleDouble metadata")
+    (tmp_path / "scans" / "notes.txt").write_text("scanned 2026")  # not an image type: a note
     iio.imwrite(tmp_path / "c.png", skimage.data.camera()[:16, :24])
     run = ["denoise", str(tmp_path / "scans"), str(tmp_path / "c.png"), "--sigma", "10", "--model", str(model)]
     assert cli.main(run) == 0
@@ -174,7 +175,9 @@ def test_without_output_results_go_to_a_sibling_folder_or_beside_the_file(tmp_pa
     assert out.splitlines()[0].startswith("3/3 - ") and "\x1b[" not in out  # a log gets a plain line
     assert "scans: subfolders are not searched (old)" in err
     assert "scans: 1 hidden file(s) left out (._a.png)" in err
-    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["._a.png", "a.png", "b.png", "old"]
+    assert "scans: 1 file(s) not named .png/.jpg/" in err and "left out (notes.txt)" in err
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["._a.png", "a.png", "b.png",
+                                                                      "notes.txt", "old"]
     assert sorted(p.name for p in (tmp_path / "scans_denoised").iterdir()) == ["a.png", "b.png"]
     assert (tmp_path / "c_denoised.png").exists()
     # A second run finds no earlier output among its inputs and replaces none of them,

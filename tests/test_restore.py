@@ -63,6 +63,8 @@ def test_a_noise_free_constant_image_or_channel_estimates_no_noise(model_path):
         (np.zeros((1, 5), np.uint8), None, "at least 2x2"),  # checked before σ is estimated
         (np.zeros((8, 8), np.int32), 25, "uint8, uint16 or float"),
         (np.zeros((2, 8, 8, 1)), 25, r"\[H, W\] or \[H, W, C\]"),
+        (np.zeros((3, 16, 16), np.uint8), 25, r"channels-first.*moveaxis"),  # a CHW array
+        (np.zeros((1, 16, 16)), None, "channels-first"),
         (np.zeros((0, 8)), 25, "empty"),
         (np.zeros((8, 8)), 0, "sigma"),
         (np.zeros((8, 8)), 1e6, "sigma"),
