@@ -21,18 +21,13 @@ DEFAULT_NIR_MODEL = "rgbnir_blind"  # the same for RGB/NIR restoration
 # Each task's blind (any-σ) preset up to the top of its sigma_range.
 BLIND_PRESETS = {"denoise": DEFAULT_DENOISER, "rgb_nir": DEFAULT_NIR_MODEL}
 MAX_SIGMA = 255.0
-# Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
-# 0-255 scale still stays inside with overwhelming probability); for a larger σ given,
-# six of its standard deviations on either side.
-FLOAT_RANGE = (-1.5, 2.5)
-FLOAT_MARGIN_SIGMAS = 6
 MIN_ESTIMATED_SIGMA = 0.5  # a clean image estimates ~0: denoise it very lightly
 
 
 def to_unit_range(image, name="image", sigma=None):
     """``(float32 array in [0, 1] nominally, restore)`` where ``restore`` maps a result
     back to the input's dtype and range. Accepts uint8, uint16 and floats in [0, 1]
-    (noisy ones a little outside: :data:`FLOAT_RANGE`, wider for a large ``sigma``)."""
+    (noisy ones a little outside: :func:`deepam_tf.models.deepam.float_range_error`)."""
     image = np.asarray(image)
     if image.size == 0:
         raise ValueError(f"{name} is empty (shape {image.shape})")
@@ -47,14 +42,11 @@ def to_unit_range(image, name="image", sigma=None):
     if image.dtype.kind == "f":
         if not np.all(np.isfinite(image)):
             raise ValueError(f"{name} contains NaN or Inf")
-        low, high = float(image.min()), float(image.max())
-        margin = max(-FLOAT_RANGE[0], FLOAT_MARGIN_SIGMAS * (sigma or 0) / 255.0)
-        if low < min(FLOAT_RANGE[0], -margin) or high > max(FLOAT_RANGE[1], 1 + margin):
-            raise ValueError(
-                f"{name} is float with values in [{low:g}, {high:g}]; float images must be "
-                f"on the [0, 1] scale (noise may push them slightly outside): divide a "
-                f"0-255 image by 255, or pass it as uint8"
-            )
+        from deepam_tf.models.deepam import float_range_error
+
+        error = float_range_error(name, float(image.min()), float(image.max()), (sigma or 0) / 255.0)
+        if error:
+            raise ValueError(f"{error}, or pass it as uint8")
         dtype = image.dtype
 
         def restore(result):

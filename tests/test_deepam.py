@@ -144,8 +144,16 @@ _LEVEL = np.full((2, 1), 0.1, "float32")
           "noise_level": _LEVEL}, "image contains NaN or Inf"),
         ({"image": _IMAGE, "noise_level": np.full((2, 1), np.inf, "float32")}, "noise_level contains NaN or Inf"),
         (_IMAGE, r"inputs must be a dict with keys 'image' \[B, H, W, 1\], 'noise_level' \[B, 1\]; got ndarray"),
+        # σ on the 0-255 scale where the model takes σ / 255: before, a silently wrong result.
+        ({"image": _IMAGE, "noise_level": np.full((2, 1), 25, "float32")},
+         r"noise_level must be σ on the image's \[0, 1\] scale.*25 / 255.*\[25, 25\]"),
+        ({"image": _IMAGE, "noise_level": -_LEVEL}, r"noise_level .* got values in \[-0.1, -0.1\]"),
+        ({"image": _IMAGE * 255, "noise_level": _LEVEL}, r"image is float with values in \[127.5, 127.5\]"),
+        # The noise level widens the room: at σ = 255, six σ beyond [0, 1].
+        ({"image": _IMAGE + 6.6, "noise_level": np.ones((2, 1), "float32")}, r"values in \[7.1, 7.1\]"),
     ],
-    ids=["1-pixel-high", "no-batch-axis", "level-rank", "batch-sizes", "uint8", "nan", "inf-level", "no-dict"],
+    ids=["1-pixel-high", "no-batch-axis", "level-rank", "batch-sizes", "uint8", "nan", "inf-level", "no-dict",
+         "level-0-255", "negative-level", "image-0-255", "beyond-the-noise"],
 )
 @pytest.mark.parametrize("tile_size", [None, 4])
 def test_predict_refuses_bad_arrays_naming_the_input(inputs, match, tile_size):
@@ -153,3 +161,14 @@ def test_predict_refuses_bad_arrays_naming_the_input(inputs, match, tile_size):
     # with errors that name no input.
     with pytest.raises(ValueError, match=match):
         _small(noise_level_input=True).predict(inputs, verbose=0, tile_size=tile_size)
+
+
+def test_predict_takes_noisy_images_as_far_outside_the_unit_range_as_their_noise_reaches():
+    image = np.full((2, 8, 8, 1), 0.5, "float32")
+    image[:, 0, 0, 0] = (-1.4, 2.4)  # inside [-1.5, 2.5] whatever the noise level
+    _small(noise_level_input=True).predict({"image": image, "noise_level": _LEVEL}, verbose=0)
+    image[:, 0, 0, 0] = (-5.0, 6.0)  # within six σ of [0, 1] at σ = 255
+    _small(noise_level_input=True).predict({"image": image, "noise_level": np.ones((2, 1), "float32")}, verbose=0)
+    _small().predict(image, verbose=0)  # no level given: room for any σ
+    with pytest.raises(ValueError, match="float images must be on the \\[0, 1\\] scale"):
+        _small(noise_level_input=True).predict({"image": image, "noise_level": _LEVEL}, verbose=0)

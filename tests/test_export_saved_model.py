@@ -294,6 +294,17 @@ def test_routed_saved_model_restores_every_model_in_the_tf1_loader(routed, tmp_p
     np.testing.assert_allclose(got[1:], _run(high, x[1:], [60.0]), atol=1e-5)
 
 
+def test_variables_are_saved_in_the_models_order(routed):
+    # Keras saved them in the order the traced functions captured them, which changed from
+    # one export to the next: each re-release stored the same weights again in git. In the
+    # models' own order, the same weights give the same variables file.
+    low, high, path, _ = routed
+    reader = tf.train.load_checkpoint(f"{path}/variables/variables")
+    weights = [v.numpy() for model in (low, high) for v in model.variables]
+    saved = [reader.get_tensor(f"_all_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in range(len(weights))]
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(saved, weights))
+
+
 def test_exact_routes_serve_their_sigma_only_and_not_the_opponent_channels(tmp_path):
     # deepam_tf.denoise's "auto": the fixed-σ preset for exactly its σ, gray or R, G, B one by
     # one (JPEG), but a blind one for the opponent channels of an RGB image, even when the

@@ -8,9 +8,10 @@ each request by its σ to the blind preset ``deepam_tf.denoise``'s ``model="auto
 index, a TFLite model at ``tflite/<name>_<H>x<W>.tflite``. ``manifest.json`` lists each copy
 with its export settings and a fingerprint of what made it (the preset files, the settings,
 the TensorFlow and Keras versions, and the package sources the export runs). A copy whose
-fingerprint is unchanged is kept: TensorFlow writes a SavedModel's variables and functions
-in a different order each time, so an identical re-export would still add megabytes to git
-history. ``--force`` re-exports every copy.
+fingerprint is unchanged is kept; ``--force`` re-exports every copy. The exports are
+deterministic (the SavedModel's variables in the models' order:
+:func:`deepam_tf.export.saved_model.export_saved_model`), so a re-export whose graph and
+weights did not change writes the same bytes and adds nothing to git history.
 """
 
 import argparse

@@ -213,6 +213,22 @@ def _check_routes(model, above, exact):
                              f"{interface[0]}: a routed SavedModel needs one interface")
 
 
+def _save_variables_in_model_order(archive, models):
+    """Makes ``archive`` save the variables in the order of ``models``' own lists. Keras
+    saves them in the order the traced functions capture them, which changes from one
+    export to the next, so the same weights gave a different variables file each time
+    (and a new copy of it in git)."""
+    rank = {id(v.value): i for i, v in enumerate(v for m in models for v in m.variables)}
+    collect = archive._filter_and_track_resources  # Keras' (private) step that lists them
+
+    def collect_in_order():
+        collect()
+        saved = archive._tf_trackable
+        saved._all_variables = sorted(saved._all_variables, key=lambda v: rank.get(id(v), len(rank)))
+
+    archive._filter_and_track_resources = collect_in_order
+
+
 def export_saved_model(model, directory, model_name="deepam", version=1, above=(), exact=()):
     """Writes ``model`` as ``directory/model_name/version/`` for TF-Serving; returns that path.
 
@@ -246,10 +262,11 @@ def export_saved_model(model, directory, model_name="deepam", version=1, above=(
             raise ValueError(f"{folder} is a file; the SavedModel goes into a folder there")
     _check_routes(model, above, exact)
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    for _, routed in [*above, *exact]:
-        archive.track(routed)
+    models = [model] + [routed for _, routed in [*above, *exact]]
+    for tracked in models:
+        archive.track(tracked)
     _add_signatures(archive, _Serving(model, above, exact))
+    _save_variables_in_model_order(archive, models)
     archive.write_out(
         path, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False), verbose=False
     )

@@ -10,6 +10,24 @@ from deepam_tf.layers import (
 from deepam_tf.ops import reconstruction as reconstruct_ops
 from deepam_tf.ops.reconstruction import shape_text
 
+# Accepted values of float images: [0, 1] plus room for heavy noise (σ = 255 / 4 on the
+# 0-255 scale still stays inside with overwhelming probability); for a larger noise level,
+# six of its standard deviations on either side.
+FLOAT_RANGE = (-1.5, 2.5)
+FLOAT_MARGIN_SIGMAS = 6
+
+
+def float_range_error(name, low, high, noise_level=0.0):
+    """``None``, or the message refusing float values in ``[low, high]`` as the image
+    ``name`` on the [0, 1] scale with noise of standard deviation ``noise_level`` (on that
+    scale too): :data:`FLOAT_RANGE`, widened for a large noise level."""
+    margin = max(-FLOAT_RANGE[0], FLOAT_MARGIN_SIGMAS * noise_level)
+    if low < min(FLOAT_RANGE[0], -margin) or high > max(FLOAT_RANGE[1], 1 + margin):
+        return (f"{name} is float with values in [{low:g}, {high:g}]; float images must be on "
+                f"the [0, 1] scale (noise may push them slightly outside): divide a 0-255 "
+                f"image by 255")
+    return None
+
 
 @keras.saving.register_keras_serializable(package="deepam_tf")
 class DeepAM(keras.Model):
@@ -245,13 +263,30 @@ class DeepAM(keras.Model):
         batches = {name: int(value.shape[0]) for name, value in named.items()}
         if len(set(batches.values())) > 1:
             raise ValueError(f"inputs must have one batch size, got {batches}")
+        values = {}
         for name, value in named.items():
             dtype = keras.backend.standardize_dtype(value.dtype)
             if "float" not in dtype:
                 raise ValueError(f"{name} must be float (images in [0, 1]), got {dtype}; divide "
                                  f"uint8 images by 255, or use deepam_tf.denoise, which takes them")
-            if not np.all(np.isfinite(np.asarray(value))):
+            values[name] = np.asarray(value)
+            if not np.all(np.isfinite(values[name])):
                 raise ValueError(f"{name} contains NaN or Inf")
+        if any(value.size == 0 for value in values.values()):
+            return
+        level = 1.0  # no noise level given: room for any σ up to 255
+        if "noise_level" in values:
+            low, level = float(values["noise_level"].min()), float(values["noise_level"].max())
+            if low < 0 or level > 1:
+                raise ValueError(f"noise_level must be σ on the image's [0, 1] scale, in [0, 1] "
+                                 f"(25 / 255 for σ = 25 on the 0-255 scale), got values in "
+                                 f"[{low:g}, {level:g}]")
+        for name in ("image", "guidance"):
+            if name in values:
+                error = float_range_error(name, float(values[name].min()), float(values[name].max()),
+                                          level)
+                if error:
+                    raise ValueError(error)
 
     def call(self, inputs, training=None, mask=None):
         self._check_inputs(inputs)
@@ -266,8 +301,10 @@ class DeepAM(keras.Model):
         time, see :mod:`deepam_tf.models.ensemble`).
 
         Arrays (numpy or tensors) are checked first: shapes, one batch size, a floating
-        dtype (images in [0, 1]) and finite values, each refused with a ValueError
-        naming the input; datasets and generators go to Keras as they are."""
+        dtype, finite values, images on the [0, 1] scale (noisy ones a little outside:
+        :func:`float_range_error`) and ``noise_level`` in [0, 1] (σ / 255), each refused
+        with a ValueError naming the input; datasets and generators go to Keras as they
+        are."""
         self._check_arrays(x)
         if self_ensemble:  # the 8 flips of checked arrays: not checked again
             from deepam_tf.models.ensemble import self_ensemble as ensemble
