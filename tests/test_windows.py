@@ -90,3 +90,18 @@ def test_bad_windows_are_refused():
         run_in_windows(lambda w: w[:32, :32], np.zeros((100, 100)), (64, 64), overlap=16)
     with pytest.raises(ValueError, match="takes a noise level: sigma must be in"):
         litert_runner(os.path.join(EXPORTED, "tflite", "denoise_blind_256x256.tflite"))
+
+
+def test_the_runner_refuses_inputs_it_would_not_feed():
+    from deepam_tf import DeepAM
+    from deepam_tf.export import tflite
+
+    small = dict(stages=1, features=8, depth=4, gamma_layer=3, fusion_layer=2)
+    guided = tflite.convert(DeepAM(guidance_channels=3, **small), (16, 16), 2)
+    with pytest.raises(ValueError, match="also takes .*guidance.*image \\(and a noise level\\) only"):
+        litert_runner(guided)
+    plain = tflite.convert(DeepAM(**small), (16, 16), 2)
+    with pytest.raises(ValueError, match="takes no noise level"):
+        litert_runner(plain, sigma=25)
+    image = np.random.default_rng(3).random((20, 40)).astype(np.float32)
+    assert run_in_windows(litert_runner(plain), image, (16, 16), overlap=8).shape == (20, 40)

@@ -78,12 +78,18 @@ def litert_runner(model, sigma=None, num_threads=None):
     interpreter = Interpreter(num_threads=num_threads, **source)
     interpreter.allocate_tensors()
     inputs = {d["name"]: d for d in interpreter.get_input_details()}
+    others = [name for name in inputs if "image" not in name and "noise_level" not in name]
+    if others:
+        raise ValueError(f"this model also takes {', '.join(others)}: litert_runner feeds "
+                         f"an image (and a noise level) only")
     image_input = next(d for name, d in inputs.items() if "image" in name)
     level_input = next((d for name, d in inputs.items() if "noise_level" in name), None)
     if level_input is not None:
         if sigma is None or not 0 < sigma <= 255:
             raise ValueError(f"this model takes a noise level: sigma must be in (0, 255], got {sigma!r}")
         interpreter.set_tensor(level_input["index"], np.full((1, 1), sigma / 255, np.float32))
+    elif sigma is not None:
+        raise ValueError("this model takes no noise level; give no sigma")
     output = interpreter.get_output_details()[0]["index"]
 
     def run(window):
