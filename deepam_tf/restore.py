@@ -230,6 +230,8 @@ def denoise(image, sigma=None, model=AUTO_MODEL, tile_size="auto", self_ensemble
         check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
     unit, back = to_unit_range(image, sigma=sigma)
     batch, unbatch = _layout(unit)
+    if sigma is not None and sigma < 1:
+        _warn_if_unit_scale(unit, sigma)
     if sigma is None:
         sigma = _estimated_sigma(unit)
         if auto:  # an estimate is no specialist's exact σ
@@ -359,6 +361,17 @@ def _load_blind(sigma, precision, what):
     name = blind_preset_for(sigma)
     logger.info("model %s for %s", name, what)
     return name, load_for_task(name, "denoising", precision)
+
+
+def _warn_if_unit_scale(unit, sigma):
+    """Logs a warning when ``sigma`` (below 1) looks given on the image's [0, 1] scale,
+    as scikit-image's denoisers take it, while the image's noise measures far more on the
+    0–255 scale: the image would come back barely denoised."""
+    measured = estimate_sigma(unit)
+    if measured >= 2 and measured > 20 * sigma:
+        logger.warning("sigma %g is on the 0-255 scale, but the image's noise measures about "
+                       "%.3g there; for sigma %g on the [0, 1] scale pass %.3g", sigma,
+                       measured, sigma, sigma * 255)
 
 
 def _estimated_sigma(unit):
