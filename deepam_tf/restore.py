@@ -604,6 +604,8 @@ def restore_with_nir(rgb, nir, sigma=None, model=AUTO_MODEL, tile_size="auto",
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
+    if sigma is not None and sigma < 1:
+        _warn_if_unit_scale(unit, sigma)
     if sigma is None:
         sigma = _estimated_sigma(unit)
     if auto:

@@ -41,7 +41,7 @@ def test_sigma_none_is_estimated_and_reported(model_path, caplog):
     assert 15 < estimate < 25
 
 
-def test_a_sigma_given_on_the_unit_scale_is_warned_about(model_path, caplog):
+def test_a_sigma_given_on_the_unit_scale_is_warned_about(model_path, nir_model_path, caplog):
     # scikit-image's denoisers take sigma on the image's scale: 20 / 255 for a float image.
     clean = skimage.data.camera()[:128, :128] / 255.0
     noisy = clean + np.random.default_rng(0).normal(0, 20 / 255, clean.shape)
@@ -52,6 +52,11 @@ def test_a_sigma_given_on_the_unit_scale_is_warned_about(model_path, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert "sigma 0.0784314 is on the 0-255 scale" in warnings[0] and warnings[0].endswith("pass 20")
+    caplog.clear()
+    rgb = np.dstack([noisy] * 3)
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        restore_with_nir(rgb, clean, 20 / 255, model=nir_model_path)
+    assert any("is on the 0-255 scale" in r.getMessage() for r in caplog.records)
 
 
 def test_a_noise_free_constant_image_or_channel_estimates_no_noise(model_path):
