@@ -72,7 +72,10 @@ def litert_runner(model, sigma=None, num_threads=None):
     ``[h, w]`` or ``[h, w, C]`` window, told ``sigma`` (0–255 scale) when it takes a noise
     level, through LiteRT (``ai_edge_litert``; keep TensorFlow out of a process that runs
     LiteRT's GPU accelerator)."""
-    from ai_edge_litert.interpreter import Interpreter
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ImportError("litert_runner needs LiteRT: pip install ai-edge-litert") from None
 
     source = dict(model_content=model) if isinstance(model, bytes) else dict(model_path=str(model))
     interpreter = Interpreter(num_threads=num_threads, **source)
