@@ -34,6 +34,10 @@ def to_unit_range(image, name="image", sigma=None):
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         scale = float(np.iinfo(image.dtype).max)
         dtype = image.dtype
+        if dtype == np.uint16 and 0 < image.max() <= 255:
+            logger.warning("%s is uint16 with values at most %d, nearly black on the 16-bit "
+                           "scale: an 8-bit image in a 16-bit array? Pass it as uint8 "
+                           "(.astype(np.uint8))", name, image.max())
 
         def restore(result):
             return np.round(np.clip(result, 0.0, 1.0) * scale).astype(dtype)

@@ -59,6 +59,17 @@ def test_a_sigma_given_on_the_unit_scale_is_warned_about(model_path, nir_model_p
     assert any("is on the 0-255 scale" in r.getMessage() for r in caplog.records)
 
 
+def test_an_8_bit_image_in_a_uint16_array_is_warned_about(model_path, caplog):
+    camera = skimage.data.camera()[:64, :64]
+    with caplog.at_level(logging.WARNING, logger="deepam_tf"):
+        out = denoise(camera.astype(np.uint16), 25, model=model_path)
+        denoise(camera.astype(np.uint16) * 257, 25, model=model_path)  # a real 16-bit image
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["image is uint16 with values at most 210, nearly black on the 16-bit scale: "
+                        "an 8-bit image in a 16-bit array? Pass it as uint8 (.astype(np.uint8))"]
+    assert out.dtype == np.uint16  # still done as asked
+
+
 def test_a_noise_free_constant_image_or_channel_estimates_no_noise(model_path):
     from deepam_tf.restore import MIN_ESTIMATED_SIGMA, chroma_noise_ratio, estimate_sigma
 
