@@ -42,15 +42,15 @@ def main():
     from deepam_tf.export.windows import litert_runner, run_in_windows, window_spans
 
     run = litert_runner(args.model, sigma=args.sigma, num_threads=2)
-    size = tuple(int(s) for s in os.path.basename(args.model).rsplit("_", 1)[1].split(".")[0].split("x"))
     root = data.data_dir(args.data_dir)
     rows = []
     for name in args.sets:
         paths = data.list_images(os.path.join(root, "denoise", name))[:args.limit]
         results = {overlap: [] for overlap in args.overlaps}
-        whole_psnr, whole_seconds = [], []
+        whole_psnr, whole_seconds, sizes = [], [], set()
         for index, path in enumerate(paths):
             clean = evaluation.read_gray(path)
+            sizes.add("x".join(map(str, clean.shape)))
             noisy = evaluation.noisy_version(clean, args.sigma, args.seed, index)
             start = time.perf_counter()
             whole = denoise(noisy, args.sigma, model=args.preset)
@@ -58,14 +58,13 @@ def main():
             whole_psnr.append(metrics.psnr(clean, whole))
             for overlap in args.overlaps:
                 start = time.perf_counter()
-                out = np.clip(run_in_windows(run, noisy, size, overlap), 0, 1)
+                out = np.clip(run_in_windows(run, noisy, run.size, overlap), 0, 1)
                 seconds = time.perf_counter() - start
-                count = len(window_spans(clean.shape[0], size[0], overlap)) * len(
-                    window_spans(clean.shape[1], size[1], overlap))
+                count = len(window_spans(clean.shape[0], run.size[0], overlap)) * len(
+                    window_spans(clean.shape[1], run.size[1], overlap))
                 results[overlap].append((metrics.psnr(clean, out), np.abs(out - whole).max() * 255,
                                          count, seconds))
-        sizes = sorted({f"{h}x{w}" for h, w in (evaluation.read_gray(p).shape for p in paths)})
-        label = f"{name} ({len(paths)}: {', '.join(sizes)})"
+        label = f"{name} ({len(paths)}: {', '.join(sorted(sizes))})"
         rows.append([label, "whole image (Keras)", "1", f"{np.mean(whole_psnr):.3f}", "–", "–",
                      f"{np.mean(whole_seconds):.2f}"])
         for overlap in args.overlaps:

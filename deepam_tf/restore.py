@@ -34,10 +34,11 @@ def to_unit_range(image, name="image", sigma=None):
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         scale = float(np.iinfo(image.dtype).max)
         dtype = image.dtype
-        if dtype == np.uint16 and 0 < image.max() <= 255:
+        top = image.max() if dtype == np.uint16 else None
+        if top is not None and 0 < top <= 255:
             logger.warning("%s is uint16 with values at most %d, nearly black on the 16-bit "
                            "scale: an 8-bit image in a 16-bit array? Pass it as uint8 "
-                           "(.astype(np.uint8))", name, image.max())
+                           "(.astype(np.uint8))", name, top)
 
         def restore(result):
             return np.round(np.clip(result, 0.0, 1.0) * scale).astype(dtype)
@@ -234,8 +235,7 @@ def denoise(image, sigma=None, model=AUTO_MODEL, tile_size="auto", self_ensemble
         check_memory(model, shape[2] if len(shape) == 3 else 1, shape[0], shape[1])
     unit, back = to_unit_range(image, sigma=sigma)
     batch, unbatch = _layout(unit)
-    if sigma is not None and sigma < 1:
-        _warn_if_unit_scale(unit, sigma)
+    _warn_if_unit_scale(unit, sigma)
     if sigma is None:
         sigma = _estimated_sigma(unit)
         if auto:  # an estimate is no specialist's exact σ
@@ -368,9 +368,11 @@ def _load_blind(sigma, precision, what):
 
 
 def _warn_if_unit_scale(unit, sigma):
-    """Logs a warning when ``sigma`` (below 1) looks given on the image's [0, 1] scale,
-    as scikit-image's denoisers take it, while the image's noise measures far more on the
-    0–255 scale: the image would come back barely denoised."""
+    """Logs a warning when ``sigma`` (given, below 1) looks given on the image's [0, 1]
+    scale, as scikit-image's denoisers take it, while the image's noise measures far more
+    on the 0–255 scale: the image would come back barely denoised."""
+    if sigma is None or sigma >= 1:
+        return
     measured = estimate_sigma(unit)
     if measured >= 2 and measured > 20 * sigma:
         logger.warning("sigma %g is on the 0-255 scale, but the image's noise measures about "
@@ -487,9 +489,6 @@ def _channels(image, channels, name):
     if image.ndim != 3 or image.shape[-1] != channels:
         raise ValueError(f"{name} must have shape [H, W, {channels}]"
                          + (" or [H, W]" if channels == 1 else "") + f", got {image.shape}")
-    if image.ndim == 3 and image.shape[0] <= 4 < image.shape[2]:
-        raise ValueError(f"{name} of shape {image.shape} looks channels-first ([C, H, W]); "
-                         f"images are [H, W, C]: pass np.moveaxis({name}, 0, -1)")
     if min(image.shape[:2]) < 2:
         raise ValueError(f"{name} must be at least 2x2 pixels, got {image.shape}")
     return image
@@ -608,8 +607,7 @@ def restore_with_nir(rgb, nir, sigma=None, model=AUTO_MODEL, tile_size="auto",
     nir01, _ = to_unit_range(nir, "nir")
     nir01 = _channels(nir01, 1, "nir")
     _same_size(unit, nir01, ("rgb", "nir"))
-    if sigma is not None and sigma < 1:
-        _warn_if_unit_scale(unit, sigma)
+    _warn_if_unit_scale(unit, sigma)
     if sigma is None:
         sigma = _estimated_sigma(unit)
     if auto:

@@ -59,10 +59,11 @@ def run_in_windows(run, image, size, overlap=DEFAULT_OVERLAP):
     out = np.empty_like(image)
     for y, top, bottom in rows:
         for x, left, right in columns:
-            result = np.asarray(run(padded[y:y + h, x:x + w]), np.float32)
-            if result.shape != padded[y:y + h, x:x + w].shape:
+            window = padded[y:y + h, x:x + w]
+            result = np.asarray(run(window), np.float32)
+            if result.shape != window.shape:
                 raise ValueError(f"run returned shape {result.shape} for a window of shape "
-                                 f"{padded[y:y + h, x:x + w].shape}")
+                                 f"{window.shape}")
             out[top:bottom, left:right] = result[top - y:bottom - y, left - x:right - x]
     return out
 
@@ -71,7 +72,7 @@ def litert_runner(model, sigma=None, num_threads=None):
     """A ``run`` for :func:`run_in_windows`: the TFLite model (a path or its bytes) on one
     ``[h, w]`` or ``[h, w, C]`` window, told ``sigma`` (0–255 scale) when it takes a noise
     level, through LiteRT (``ai_edge_litert``; keep TensorFlow out of a process that runs
-    LiteRT's GPU accelerator)."""
+    LiteRT's GPU accelerator). Its ``size`` is the model's static ``(h, w)``."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -101,4 +102,5 @@ def litert_runner(model, sigma=None, num_threads=None):
         interpreter.invoke()
         return interpreter.get_tensor(output).reshape(np.shape(window))
 
+    run.size = tuple(int(n) for n in image_input["shape"][1:3])
     return run
